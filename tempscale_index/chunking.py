@@ -26,8 +26,8 @@ def model_token_splitter(
 ) -> SentenceSplitter:
     """A ``SentenceSplitter`` whose chunks never exceed the model's window (``chunk_size`` defaults to it).
 
-    Metadata is kept out of the embedded text's budget (``include_metadata=False``) so that a chunk's size is
-    exactly what the model sees.
+    Metadata that LlamaIndex embeds with each chunk (``MetadataMode.EMBED``) is counted against the budget too,
+    as ``SentenceSplitter`` does, so the embedded text fits the window.
     """
     budget = chunk_token_budget(embedding)
     size = budget if chunk_size is None else int(chunk_size)
@@ -42,6 +42,5 @@ def model_token_splitter(
     return SentenceSplitter(
         chunk_size=size,
         chunk_overlap=chunk_overlap,
-        tokenizer=lambda text: tokenizer.encode(text, add_special_tokens=False),
-        include_metadata=False,
+        tokenizer=lambda text: tokenizer.encode(text, add_special_tokens=False, verbose=False),
     )
