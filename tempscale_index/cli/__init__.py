@@ -14,3 +14,5 @@ app = typer.Typer(
 
 def main() -> None:
     app()
+from tempscale_index.cli import analysis, evaluation, pipeline  # noqa: E402,F401
+from tempscale_index.cli import batch  # noqa: E402,F401

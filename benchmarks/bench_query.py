@@ -1,0 +1,146 @@
+"""Query latency at 100k chunks: query embedding + search, p50/p95, and search vs raw FAISS, in one run.
+
+The index holds ``--chunks`` random unit vectors (their contents do not matter for latency) with a short text
+each, written and reopened through ``FaissStore`` like any index; queries are real sentences embedded by the
+bundled MiniLM at the query τ. For each index type:
+
+- embed:       ``TempScaleEmbedding.encode([query], "query")``
+- raw FAISS:   ``index.search`` on a plain FAISS index of the same type holding the same vectors
+- store:       ``FaissStore.search`` + reading the k nodes back (what the retriever does after embedding)
+- end to end:  ``TempScaleRetriever.retrieve`` (refresh check, embed, search, nodes → NodeWithScore)
+
+    python benchmarks/bench_query.py [--chunks 100000] [--index-types Flat,HNSW32] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import faiss
+import numpy as np
+import torch
+from llama_index.core.schema import TextNode
+
+from tempscale_index.embedding import TempScaleEmbedding
+from tempscale_index.index_config import IndexConfig
+from tempscale_index.pipeline import TempScaleRetriever, iter_installed_docs
+from tempscale_index.store import FaissStore
+
+
+def queries(count: int) -> list[str]:
+    """First sentences of the installed packages' descriptions: real English questions and statements."""
+    out = []
+    for doc in iter_installed_docs():
+        for line in doc.text.splitlines():
+            line = line.strip(" #*=-`")
+            if 30 <= len(line) <= 160:
+                out.append(line)
+                break
+        if len(out) >= count:
+            break
+    return out
+
+
+def build(folder: Path, config: IndexConfig, index_type: str, vectors: np.ndarray, per_doc: int = 100) -> None:
+    with FaissStore.create(folder, config, index_factory=index_type) as store:
+        for start in range(0, len(vectors), per_doc):
+            block = vectors[start : start + per_doc]
+            nodes = [TextNode(text=f"synthetic chunk {start + i} " + "lorem ipsum " * 40,
+                              metadata={"tempscale_tau": 1.0, "file_name": f"doc{start // per_doc}.txt"})
+                     for i in range(len(block))]
+            store.add(f"doc-{start // per_doc}", f"h{start}", nodes, block, {"file_name": f"doc{start // per_doc}.txt"})
+        store.commit()
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered) * 1e3, ordered[int(0.95 * (len(ordered) - 1))] * 1e3
+
+
+def timed(fn, items) -> list[float]:
+    out = []
+    for item in items:
+        started = time.perf_counter()
+        fn(item)
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--index-types", default="Flat,HNSW32")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="torch and FAISS threads (the target is on 2 cores)")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+
+    embedding = TempScaleEmbedding(document_temperature=1.0, query_temperature=1.0)
+    config = IndexConfig.from_embedding(embedding)
+    texts = queries(args.queries)
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((args.chunks, embedding.dimension)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    query_vectors = embedding.encode(texts, "query").embeddings
+    embedding.encode(texts[:5], "query")  # warm up
+    embed_times = timed(lambda text: embedding.encode([text], "query"), texts)
+    print(f"{len(texts)} queries, {args.chunks} chunks, dim {embedding.dimension}, k {args.k}, threads {args.threads}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    p50, p95 = percentiles(embed_times)
+    print(f"query embedding                       p50 {p50:7.2f} ms  p95 {p95:7.2f} ms")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for index_type in args.index_types.split(","):
+            folder = Path(tmp) / index_type.replace(",", "_")
+            started = time.perf_counter()
+            build(folder, config, index_type, vectors)
+            built = time.perf_counter() - started
+            retriever = TempScaleRetriever.from_dir(folder, embedding, similarity_top_k=args.k)
+            store = retriever.store
+            raw = faiss.index_factory(embedding.dimension, index_type, faiss.METRIC_INNER_PRODUCT)
+            if not raw.is_trained:
+                raw.train(vectors[:20_000])
+            raw.add(vectors)
+            if hasattr(raw, "hnsw"):
+                raw.hnsw.efSearch = store.ef_search
+            queries_2d = [q[None, :] for q in query_vectors]
+            for q in queries_2d[:5]:  # warm up
+                raw.search(q, args.k)
+                store.search(q, args.k)
+
+            # alternate raw / store per query so that machine noise hits both alike
+            raw_times, store_times = [], []
+            for q in queries_2d * 3:
+                started = time.perf_counter()
+                raw.search(q, args.k)
+                raw_times.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                _, ids = store.search(q, args.k)
+                store.get_nodes([i for i in ids[0] if i >= 0])
+                store_times.append(time.perf_counter() - started)
+            end_to_end = timed(retriever.retrieve, texts)
+            r50, r95 = percentiles(raw_times)
+            s50, s95 = percentiles(store_times)
+            e50, e95 = percentiles(end_to_end)
+            print(f"\n[{index_type}] built and committed in {built:.1f}s")
+            print(f"raw FAISS search                      p50 {r50:7.2f} ms  p95 {r95:7.2f} ms")
+            print(f"store search + node fetch             p50 {s50:7.2f} ms  p95 {s95:7.2f} ms  "
+                  f"(store/raw p50 ratio {s50 / r50:.2f})")
+            print(f"retriever end to end (embed+search)   p50 {e50:7.2f} ms  p95 {e95:7.2f} ms")
+            retriever.store.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The Ray actor that chunks and embeds documents: one ``TempScaleEmbedding`` per worker, loaded once.
+
+Workers are built from the job's ``IndexConfig`` (not a pickled model), so every worker — on this machine or a
+cluster node — embeds with exactly the model and schedules the index records, and refuses to start otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from llama_index.core import Document
+from llama_index.core.schema import TextNode
+
+from tempscale_index.chunking import model_token_splitter
+from tempscale_index.connectors.base import stable_chunk_id
+from tempscale_index.index_config import IndexConfig
+
+CHUNK_COLUMNS = ("content_hash", "doc_id", "metadata", "chunk_count", "node", "embedding", "error")
+
+
+class ChunkEmbedWorker:
+    """``map_batches`` callable: a batch of document rows in, one row per chunk out (vector + node JSON).
+
+    A document that yields no chunk (empty text) or could not be read still produces one row, with
+    ``chunk_count`` 0, so that the driver can account for every document.
+    """
+
+    def __init__(self, config_json: str, chunk_size: int | None, chunk_overlap: int) -> None:
+        self.embedding = IndexConfig.model_validate_json(config_json).build_embedding()
+        self.splitter = model_token_splitter(self.embedding, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+        self.splitter.id_func = stable_chunk_id
+
+    def _split(self, doc_id: str, text: str, metadata: dict[str, Any]) -> list[TextNode]:
+        """Chunks of the text alone (the splitter would take the metadata's length off every chunk's budget
+        even though only the text is embedded), then given the document's metadata."""
+        nodes = self.splitter([Document(text=text, id_=doc_id)])
+        for node in nodes:
+            node.metadata.update(metadata)
+        return nodes
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        documents = []
+        for doc_id, text, metadata, content_hash, error in zip(
+            batch["doc_id"], batch["text"], batch["metadata"], batch["content_hash"], batch["error"]
+        ):
+            nodes = [] if error else self._split(doc_id, text, json.loads(metadata))
+            documents.append((content_hash, doc_id, metadata, error, nodes))
+        all_nodes = [node for *_, nodes in documents for node in nodes]
+        if all_nodes:
+            self.embedding(all_nodes)  # sets each node's vector and records its τ in its metadata
+        columns: dict[str, list[Any]] = {column: [] for column in CHUNK_COLUMNS}
+        no_vector = np.zeros(self.embedding.dimension, dtype=np.float32)
+        for content_hash, doc_id, metadata, error, nodes in documents:
+            for node in nodes or [None]:
+                columns["content_hash"].append(content_hash)
+                columns["doc_id"].append(doc_id)
+                columns["metadata"].append(metadata)
+                columns["chunk_count"].append(len(nodes))
+                columns["error"].append(error)
+                columns["embedding"].append(no_vector if node is None else np.asarray(node.embedding, np.float32))
+                if node is not None:
+                    node.embedding = None  # the vector travels in its own column, not twice
+                columns["node"].append("" if node is None else node.to_json())
+        return {
+            "embedding": np.stack(columns.pop("embedding")),
+            "chunk_count": np.array(columns.pop("chunk_count"), dtype=np.int64),
+            **{column: np.array(values, dtype=object) for column, values in columns.items()},
+        }

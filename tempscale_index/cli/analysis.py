@@ -1,0 +1,208 @@
+"""``sweep``, ``diagnose`` and ``calibrate``: τ analysis on a user's own data, each writing a Markdown report, its
+JSON and its plot into one output folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tempscale_index.cli import app
+from tempscale_index.embedding import TempScaleEmbedding
+from tempscale_index.evaluation.calibration import (
+    BASELINE_LABEL,
+    Calibration,
+    calibrate_supervised,
+    calibrate_unsupervised,
+    split_queries,
+)
+from tempscale_index.evaluation.datasets import RetrievalDataset, load_dataset
+from tempscale_index.evaluation.diagnostics import (
+    DEFAULT_WINDOW_LENGTHS,
+    collapse_markdown,
+    measure_collapse,
+    plot_collapse,
+    sample_nested_windows,
+)
+from tempscale_index.evaluation.embedded import EmbeddedEvaluator
+from tempscale_index.evaluation.retrieval import LEVELS
+from tempscale_index.evaluation.sweep import plot_heatmap, run_sweep, schedule_label, sweep_markdown
+from tempscale_index.models import DEFAULT_MODEL
+from tempscale_index.schedules import Schedule, as_schedule
+
+DatasetArg = Annotated[
+    Path, typer.Argument(help="BEIR folder, LlamaIndex QA JSON, or QMSum meeting JSON (folder or file).")
+]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Folder for the report, its JSON and its plot.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="auto, beir, llamaindex or qmsum.")]
+QueriesOpt = Annotated[str, typer.Option("--qmsum-queries", help="QMSum only: 'summaries' or 'questions'.")]
+ModelOpt = Annotated[str, typer.Option("--model", help="Hugging Face name or local path of the embedding model.")]
+CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Reuse chunk/query vectors across runs.")]
+
+
+def parse_schedule(text: str) -> Schedule:
+    """A τ given on the command line: a number, or a schedule's JSON dict."""
+    text = text.strip()
+    try:
+        value: float | dict = json.loads(text) if text.startswith("{") else float(text)
+        return as_schedule(value)
+    except (ValueError, TypeError) as exc:
+        raise typer.BadParameter(f"{text!r} is neither a τ like 0.8 nor a schedule JSON dict ({exc})") from None
+
+
+def _schedules(values: list[str] | None, default: tuple[str, ...]) -> dict[str, Schedule]:
+    schedules = [parse_schedule(value) for value in (values or default)]
+    return {schedule_label(schedule): schedule for schedule in schedules}
+
+
+def _load(dataset: Path, format: str, queries: str) -> RetrievalDataset:
+    try:
+        return load_dataset(dataset, format=format, queries=queries)  # type: ignore[arg-type]
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="DATASET") from None
+
+
+def _write_report(output: Path, name: str, title: str, command: str, body: str) -> Path:
+    path = output / f"{name}.md"
+    path.write_text(f"# {title}\n\nReproduce with:\n\n```\n{command}\n```\n\n{body}\n")
+    return path
+
+
+def _command_line(ctx: typer.Context) -> str:
+    import sys
+
+    return "tempscale-index " + " ".join(sys.argv[1:]) if sys.argv else ctx.command_path
+
+
+@app.command()
+def sweep(
+    ctx: typer.Context,
+    dataset: DatasetArg,
+    output: OutputOpt = Path("tempscale-sweep"),
+    document_tau: Annotated[
+        list[str] | None, typer.Option("--document-tau", help="Document τ or schedule JSON; repeat for a grid.")
+    ] = None,
+    query_tau: Annotated[
+        list[str] | None, typer.Option("--query-tau", help="Query τ or schedule JSON; repeatable.")
+    ] = None,
+    level: Annotated[
+        list[str] | None, typer.Option("--level", help="document and/or chunk (needs span qrels).")
+    ] = None,
+    measure: Annotated[str, typer.Option(help="Measure for the heatmap and the paired tests.")] = "nDCG@10",
+    format: FormatOpt = "auto",
+    qmsum_queries: QueriesOpt = "summaries",
+    model: ModelOpt = DEFAULT_MODEL,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Score a grid of query τ × document τ: table, heatmap and paired tests against τ = 1."""
+    levels = level or ["document"]
+    for name in levels:
+        if name not in LEVELS:
+            raise typer.BadParameter(f"{name!r} is not one of {LEVELS}", param_hint="--level")
+    documents = _schedules(document_tau, ("1.0", "0.9", "0.8"))
+    queries = _schedules(query_tau, ("1.0", "0.9", "0.8"))
+    documents.setdefault(BASELINE_LABEL, as_schedule(1.0))
+    queries.setdefault(BASELINE_LABEL, as_schedule(1.0))
+    data = _load(dataset, format, qmsum_queries)
+    output.mkdir(parents=True, exist_ok=True)
+    evaluator = EmbeddedEvaluator(data, TempScaleEmbedding(model_name=model), cache_dir=cache_dir, show_progress=True)
+    results = run_sweep(evaluator, documents, queries, tuple(levels), show_progress=True)  # type: ignore[arg-type]
+    sections = []
+    for name, result in results.items():
+        result.save_json(output / f"sweep-{name}.json")
+        plot_heatmap(result, output / f"sweep-{name}.png", measure)
+        best = result.best(measure)
+        sections.append(
+            f"## {name} level\n\nBest cell: document τ {best[0]}, query τ {best[1]}.\n\n"
+            f"![heatmap](sweep-{name}.png)\n\n{sweep_markdown(result, (BASELINE_LABEL, BASELINE_LABEL), measure)}"
+        )
+    report = _write_report(output, "sweep", f"τ sweep on {data.name}", _command_line(ctx), "\n\n".join(sections))
+    typer.echo(f"wrote {report}")
+
+
+@app.command()
+def diagnose(
+    ctx: typer.Context,
+    dataset: DatasetArg,
+    output: OutputOpt = Path("tempscale-diagnose"),
+    document_tau: Annotated[
+        list[str] | None, typer.Option("--document-tau", help="τ or schedule JSON to compare with τ = 1; repeatable.")
+    ] = None,
+    windows: Annotated[int, typer.Option(help="Windows sampled per length.")] = 200,
+    seed: int = 0,
+    format: FormatOpt = "auto",
+    qmsum_queries: QueriesOpt = "summaries",
+    model: ModelOpt = DEFAULT_MODEL,
+) -> None:
+    """Collapse diagnostics: mean pairwise cosine and distance to centroid per length, at τ = 1 and other τ."""
+    schedules = _schedules(document_tau, ("0.8",))
+    schedules = {BASELINE_LABEL: as_schedule(1.0), **schedules}
+    data = _load(dataset, format, qmsum_queries)
+    output.mkdir(parents=True, exist_ok=True)
+    embedding = TempScaleEmbedding(model_name=model)
+    texts = sample_nested_windows(list(data.corpus.values()), embedding, DEFAULT_WINDOW_LENGTHS, windows, seed)
+    report = measure_collapse(embedding, texts, schedules, show_progress=True)
+    report.save_json(output / "collapse.json")
+    plot_collapse(report, output / "collapse.png", f"{data.name}: collapse by length ({embedding.model_name})")
+    body = f"![collapse](collapse.png)\n\n{collapse_markdown(report)}"
+    path = _write_report(output, "collapse", f"Collapse diagnostics on {data.name}", _command_line(ctx), body)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def calibrate(
+    ctx: typer.Context,
+    dataset: DatasetArg,
+    output: OutputOpt = Path("tempscale-calibration"),
+    unsupervised: Annotated[
+        bool, typer.Option("--unsupervised", help="Use no qrels: decide from the corpus alone.")
+    ] = False,
+    level: Annotated[str, typer.Option(help="Supervised: document or chunk level.")] = "document",
+    dev_fraction: Annotated[float, typer.Option(help="Supervised: share of queries used to choose.")] = 0.5,
+    alpha: Annotated[float, typer.Option(help="Keep τ = 1 unless the best beats it at this p-value.")] = 0.05,
+    cloze_queries: Annotated[int, typer.Option(help="Unsupervised: pseudo-queries cut from the corpus.")] = 300,
+    seed: int = 0,
+    format: FormatOpt = "auto",
+    qmsum_queries: QueriesOpt = "summaries",
+    model: ModelOpt = DEFAULT_MODEL,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Choose document and query schedules and write them to tempscale-config.json (ingest/query read it)."""
+    if level not in LEVELS:
+        raise typer.BadParameter(f"{level!r} is not one of {LEVELS}", param_hint="--level")
+    data = _load(dataset, format, qmsum_queries)
+    output.mkdir(parents=True, exist_ok=True)
+    embedding = TempScaleEmbedding(model_name=model)
+    if unsupervised:
+        calibration, result = calibrate_unsupervised(
+            embedding, list(data.corpus.values()), n_queries=cloze_queries, alpha=alpha, seed=seed, show_progress=True
+        )
+        plot_heatmap(result, output / "sweep-cloze.png")
+        body = (
+            "Chosen on cloze pseudo-queries cut from the corpus (no qrels used).\n\n"
+            f"![cloze sweep](sweep-cloze.png)\n\n{sweep_markdown(result, (BASELINE_LABEL, BASELINE_LABEL))}"
+        )
+    else:
+        dev, test = split_queries(data, dev_fraction, seed)
+        evaluator = EmbeddedEvaluator(dev, embedding, cache_dir=cache_dir, show_progress=True)
+        calibration, result = calibrate_supervised(evaluator, level=level, alpha=alpha, show_progress=True)  # type: ignore[arg-type]
+        plot_heatmap(result, output / "sweep-dev.png")
+        body = (
+            f"Chosen on {len(dev.queries)} dev queries; {len(test.queries)} held out (score them with `sweep`).\n\n"
+            f"![dev sweep](sweep-dev.png)\n\n{sweep_markdown(result, (BASELINE_LABEL, BASELINE_LABEL))}"
+        )
+    config = calibration.save_config(output / "tempscale-config.json")
+    (output / "calibration.json").write_text(json.dumps(calibration.to_dict(), indent=2))
+    summary = _calibration_summary(calibration)
+    _write_report(output, "calibration", f"Calibration on {data.name}", _command_line(ctx), f"{summary}\n\n{body}")
+    typer.echo(f"{summary}\nwrote {config}")
+
+
+def _calibration_summary(calibration: Calibration) -> str:
+    config = calibration.to_config()
+    return (
+        f"Method: {calibration.method}. Document schedule: `{json.dumps(config['document_temperature'])}`; "
+        f"query schedule: `{json.dumps(config['query_temperature'])}`."
+    )

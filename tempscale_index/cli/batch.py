@@ -1,0 +1,130 @@
+"""``tempscale-index batch``: the resumable Ray Data indexing job, into a FAISS index or a vector database."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tempscale_index.cli import app
+from tempscale_index.cli.pipeline import _embedding_for, _embedding_settings, _fail, _load_config_file, _message
+
+DEFAULT_LEDGER_DIR = Path(".tempscale-batch")
+
+
+def _connector(qdrant: str | None, milvus: str | None, lancedb: str | None, collection: str) -> Any:
+    """The vector-database connector named on the command line (its client imported only when asked for)."""
+    if qdrant is not None:
+        from tempscale_index.connectors.qdrant import QdrantConnector
+
+        is_url = qdrant.startswith(("http://", "https://"))
+        return QdrantConnector(collection, url=qdrant) if is_url else QdrantConnector(collection, path=qdrant)
+    if milvus is not None:
+        from tempscale_index.connectors.milvus import MilvusConnector
+
+        return MilvusConnector(collection, uri=milvus)
+    from tempscale_index.connectors.lancedb import LanceDBConnector
+
+    return LanceDBConnector(collection, uri=str(lancedb))
+
+
+@app.command("batch")
+def batch_command(
+    paths: Annotated[list[Path], typer.Argument(help="Text files, .jsonl or .parquet files, or folders of them.")],
+    index: Annotated[Path | None, typer.Option("--index", "-i", help="FAISS index directory to build.")] = None,
+    qdrant: Annotated[str | None, typer.Option(help="Qdrant: a local-mode directory or a server URL.")] = None,
+    milvus: Annotated[str | None, typer.Option(help="Milvus: a Milvus Lite .db file or a server URI.")] = None,
+    lancedb: Annotated[str | None, typer.Option(help="LanceDB: a database directory or URI.")] = None,
+    collection: Annotated[str, typer.Option(help="Collection (table) name in the vector database.")] = "tempscale",
+    workers: Annotated[int, typer.Option(help="Embedding workers (Ray actors, one model each).")] = 1,
+    cpus_per_worker: Annotated[float, typer.Option(help="CPUs reserved per worker (its torch threads).")] = 1.0,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address ('auto', 'ray://head:10001'); default: local Ray.")
+    ] = None,
+    text_field: Annotated[str, typer.Option(help="JSONL/Parquet field holding the text.")] = "text",
+    id_field: Annotated[str, typer.Option(help="JSONL/Parquet field holding the document id.")] = "id",
+    chunk_size: Annotated[int | None, typer.Option(help="Chunk size in model tokens (default: the window).")] = None,
+    chunk_overlap: Annotated[int, typer.Option(help="Overlap between chunks in model tokens.")] = 32,
+    index_type: Annotated[str, typer.Option("--index-type", help="FAISS index_factory string (--index).")] = "Flat",
+    doc_temperature: Annotated[float | None, typer.Option("--doc-temperature", help="Document τ (constant).")] = None,
+    query_temperature: Annotated[float | None, typer.Option("--query-temperature", help="Query τ (constant).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="JSON/YAML file: model and schedules.")] = None,
+    model: Annotated[str | None, typer.Option(help="Embedding model (default: the bundled all-MiniLM-L6-v2).")] = None,
+    documents_per_batch: Annotated[int, typer.Option(help="Documents per worker call.")] = 8,
+    commit_every: Annotated[int, typer.Option(help="Chunks per commit (a crash redoes at most this many).")] = 512,
+    ledger: Annotated[
+        Path | None, typer.Option(help="Commit ledger for a vector database (default .tempscale-batch/STORE-NAME).")
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Chunk and embed documents on a Ray actor pool and commit them; a rerun skips committed documents."""
+    targets = {"--index": index, "--qdrant": qdrant, "--milvus": milvus, "--lancedb": lancedb}
+    chosen = [name for name, value in targets.items() if value is not None]
+    if len(chosen) != 1:
+        _fail(f"give exactly one output of {', '.join(targets)}; got {', '.join(chosen) or 'none'}", 2)
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        _fail(f"path not found: {missing[0]}", 2)
+    for name, value in (
+        ("--workers", workers),
+        ("--commit-every", commit_every),
+        ("--documents-per-batch", documents_per_batch),
+    ):
+        if value < 1:
+            _fail(f"{name} must be at least 1, got {value}", 2)
+    settings = _load_config_file(config) if config is not None else {}
+    embedding_settings = _embedding_settings(settings, doc_temperature, query_temperature)
+    if model is not None:
+        embedding_settings["model_name"] = model
+
+    from tempscale_index.batch import ConnectorSink, FaissShardSink, run_batch_job
+    from tempscale_index.embedding import TempScaleEmbedding
+    from tempscale_index.index_config import IndexConfig
+
+    connector = None
+    try:
+        if index is not None:
+            embedding = _embedding_for(index, embedding_settings)
+            sink: Any = FaissShardSink(index, IndexConfig.from_embedding(embedding), index_factory=index_type)
+        else:
+            connector = _connector(qdrant, milvus, lancedb, collection)
+            stored = connector.load_config()
+            connector.attach(TempScaleEmbedding(**embedding_settings) if embedding_settings or stored is None else None)
+            store_name = chosen[0].removeprefix("--")
+            sink = ConnectorSink(connector, ledger or DEFAULT_LEDGER_DIR / f"{store_name}-{collection}.jsonl")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            report = run_batch_job(
+                paths,
+                sink,
+                workers=workers,
+                cpus_per_worker=cpus_per_worker,
+                documents_per_batch=documents_per_batch,
+                commit_every=commit_every,
+                chunk_size=chunk_size,
+                chunk_overlap=chunk_overlap,
+                text_field=text_field,
+                id_field=id_field,
+                address=address,
+                show_progress=progress and sys.stderr.isatty(),
+            )
+    except Exception as exc:
+        _fail(_message(exc))
+    finally:
+        if connector is not None:
+            connector.close()
+    for unreadable in report.unreadable:
+        typer.echo(f"warning: skipped unreadable input {unreadable}", err=True)
+    if json_output:
+        typer.echo(json.dumps({**vars(report), "chunks_per_second": report.chunks_per_second}, indent=2))
+    else:
+        typer.echo(
+            f"{report.committed_documents} documents committed ({report.committed_chunks} chunks, "
+            f"{report.chunks_per_second:.1f} chunks/s), {report.already_committed} already committed, "
+            f"{len(report.unreadable)} unreadable. {report.output} [{report.seconds:.1f}s]"
+        )

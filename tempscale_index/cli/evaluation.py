@@ -1,0 +1,201 @@
+"""``tempscale-index eval``: score a TempScale configuration on a test collection, optionally against a baseline."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from tempscale_index.cli import app
+from tempscale_index.evaluation.datasets import DatasetFormatError, load_dataset
+from tempscale_index.evaluation.metrics import DEFAULT_MEASURES
+from tempscale_index.schedules import ConstantSchedule, Schedule, as_schedule
+
+if TYPE_CHECKING:
+    from tempscale_index.evaluation.retrieval import EvaluationResult
+
+
+class DatasetFormat(str, Enum):
+    auto = "auto"
+    beir = "beir"
+    llamaindex = "llamaindex"
+    qmsum = "qmsum"
+
+
+class QMSumQueries(str, Enum):
+    summaries = "summaries"
+    questions = "questions"
+
+
+class EvalLevel(str, Enum):
+    document = "document"
+    chunk = "chunk"
+
+
+@app.command("eval")
+def evaluate(
+    context: typer.Context,
+    dataset: Annotated[Path, typer.Argument(help="BEIR folder, LlamaIndex QA JSON, or QMSum JSON folder/file.")],
+    dataset_format: Annotated[DatasetFormat, typer.Option("--format", help="Dataset layout.")] = DatasetFormat.auto,
+    split: Annotated[str, typer.Option(help="BEIR qrels split (qrels/<split>.tsv).")] = "test",
+    queries: Annotated[
+        QMSumQueries, typer.Option(help="QMSum queries: reference summaries (LongEmbed) or the questions (spans).")
+    ] = QMSumQueries.summaries,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the Markdown and JSON report.")] = Path(
+        "eval-report"
+    ),
+    name: Annotated[str, typer.Option(help="Report file name, without extension.")] = "eval",
+    config: Annotated[
+        Path | None, typer.Option(help="JSON with document_temperature/query_temperature (calibrate's output).")
+    ] = None,
+    document_tau: Annotated[
+        str | None, typer.Option(help="Document τ: a number or a schedule as JSON (overrides --config).")
+    ] = None,
+    query_tau: Annotated[str | None, typer.Option(help="Query τ: a number or a schedule as JSON.")] = None,
+    baseline_tau: Annotated[
+        float | None, typer.Option(help="Also evaluate this constant τ (e.g. 1.0) and compare, paired per query.")
+    ] = None,
+    compare_to: Annotated[
+        Path | None, typer.Option(help="A previous report JSON to compare with, paired per query.")
+    ] = None,
+    index: Annotated[
+        Path | None,
+        typer.Option("--index", "-i", help="Evaluate this ingest index (created from the dataset if missing)."),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name or path (default: bundled all-MiniLM-L6-v2).")] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="Chunk size in model tokens (default: the window).")] = None,
+    chunk_overlap: Annotated[
+        int | None, typer.Option(help="Chunk overlap in model tokens (default: 32, or the index's own).")
+    ] = None,
+    top_k: Annotated[int, typer.Option(min=1, help="Chunks retrieved per query.")] = 1000,
+    level: Annotated[
+        list[EvalLevel] | None, typer.Option(help="Levels to score (default: document, and chunk with span qrels).")
+    ] = None,
+    measure: Annotated[list[str] | None, typer.Option(help="ir_measures names (default: the standard six).")] = None,
+    buckets: Annotated[int, typer.Option(min=1, help="Length buckets (equal numbers of queries).")] = 3,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 32,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Score retrieval at document level (best chunk per document) and chunk level (span overlap)."""
+    if baseline_tau is not None and compare_to is not None:
+        _fail("give either --baseline-tau or --compare-to, not both")
+    # torch, transformers and LlamaIndex load only when this command runs, not for every `--help`
+    from tempscale_index.embedding import TempScaleEmbedding
+    from tempscale_index.evaluation.report import load_result, write_report
+    from tempscale_index.evaluation.retrieval import compare_results, evaluate_index, evaluate_tempscale
+    from tempscale_index.index_config import IndexConfig
+    from tempscale_index.pipeline.ingest import DEFAULT_CHUNK_OVERLAP
+    from tempscale_index.store import FaissStore
+
+    try:
+        data = load_dataset(dataset, dataset_format.value, split=split, queries=queries.value)
+        document_schedule, query_schedule = _schedules(config, document_tau, query_tau)
+        previous = load_result(compare_to) if compare_to is not None else None
+    except (DatasetFormatError, FileNotFoundError, TypeError, ValueError) as exc:
+        _fail(str(exc))
+
+    embedding_options: dict[str, Any] = {"embed_batch_size": batch_size, "show_progress_bar": progress}
+    for key, value in (("model_name", model), ("document_temperature", document_schedule),
+                       ("query_temperature", query_schedule)):
+        if value is not None:
+            embedding_options[key] = value
+    customized = len(embedding_options) > 2
+    options: dict[str, Any] = {
+        "chunk_size": chunk_size,
+        "top_k": top_k,
+        "levels": [item.value for item in level] if level else None,
+        "measures": measure or DEFAULT_MEASURES,
+        "n_buckets": buckets,
+        "show_progress": progress,
+    }
+    overlap = DEFAULT_CHUNK_OVERLAP if chunk_overlap is None else chunk_overlap
+    try:
+        if index is None:
+            embedding = TempScaleEmbedding(**embedding_options)
+            result = evaluate_tempscale(data, embedding, chunk_overlap=overlap, **options)
+        else:  # an existing index keeps its own configuration unless the options ask for another (then: an error)
+            embedding = TempScaleEmbedding(**embedding_options) if customized or not FaissStore.exists(index) else None
+            result = evaluate_index(data, index, embedding, chunk_overlap=chunk_overlap, **options)
+        if baseline_tau is not None:
+            tau = ConstantSchedule(baseline_tau)
+            base = embedding or IndexConfig(**FaissStore.read_manifest(index)["config"]).build_embedding()
+            baseline_embedding = base.model_copy(update={"document_temperature": tau, "query_temperature": tau})
+            options["chunk_size"] = result.settings["chunk_size"]
+            overlap = result.settings["chunk_overlap"]
+            previous = evaluate_tempscale(data, baseline_embedding, chunk_overlap=overlap, **options)
+        comparisons = compare_results(previous, result) if previous is not None else None
+    except ValueError as exc:
+        _fail(str(exc))
+    command = _command_line(context)
+    markdown_path, json_path = write_report(result, output, name, previous, comparisons, command)
+    _print_summary(result, previous)
+    typer.echo(f"Report: {markdown_path}\nJSON:   {json_path}")
+
+
+def _schedules(
+    config: Path | None, document_tau: str | None, query_tau: str | None
+) -> tuple[Schedule | None, Schedule | None]:
+    """Schedules from the config file, each overridden by its own option; None keeps the embedding's default."""
+    chosen: dict[str, Schedule | None] = {"document_temperature": None, "query_temperature": None}
+    if config is not None:
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{config}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{config}: expected an object with document_temperature and query_temperature")
+        for key in chosen:
+            if key in data:
+                chosen[key] = as_schedule(data[key], f"{config}: {key}")
+    for key, option, text in (
+        ("document_temperature", "--document-tau", document_tau),
+        ("query_temperature", "--query-tau", query_tau),
+    ):
+        if text is not None:
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError(f"{option} must be a number or a schedule as JSON, got {text!r}") from None
+            chosen[key] = as_schedule(value, option)
+    return chosen["document_temperature"], chosen["query_temperature"]
+
+
+def _command_line(context: typer.Context) -> str:
+    """The command as a shell line (arguments, then options that differ from their defaults), for the report."""
+    parts = ["tempscale-index", context.info_name or "eval"]
+    for parameter in context.command.params:
+        value = context.params.get(parameter.name or "")
+        if parameter.param_type_name == "argument":
+            parts.append(str(value))
+            continue
+        if value is None or value in ([], ()) or _plain(value) == _plain(parameter.default):
+            continue
+        if isinstance(value, bool):
+            parts.append(parameter.opts[0] if value else parameter.secondary_opts[0])
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            parts += [parameter.opts[0], str(_plain(item))]
+    return shlex.join(parts)
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _print_summary(result: EvaluationResult, baseline: EvaluationResult | None) -> None:
+    for level, scores in result.levels.items():
+        typer.echo(f"{level} level, {len(scores.per_query)} queries:")
+        for measure, value in scores.means.items():
+            line = f"  {measure:<8} {value:.4f}"
+            if baseline is not None and level in baseline.levels and measure in baseline.levels[level].means:
+                line += f"  (baseline {baseline.levels[level].means[measure]:.4f})"
+            typer.echo(line)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(code=2)

@@ -1,0 +1,286 @@
+"""``tempscale-index ingest | query | info | delete``: build, search and update a persisted FAISS index."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from tempscale_index.cli import app
+
+_SCHEDULE_KEYS = ("document_temperature", "query_temperature")
+_CONFIG_KEYS = {
+    "model", "model_name", "max_length", "query_instruction", "text_instruction", "chunk_size", "chunk_overlap",
+    "index_type", *_SCHEDULE_KEYS,
+}
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+    raise typer.Exit(code)
+
+
+def _load_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot read config file {path}: {exc.strerror or exc}", 2)
+    try:
+        if path.suffix.lower() in {".yaml", ".yml"}:
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:
+        _fail(f"config file {path} is not valid {'YAML' if path.suffix.lower() in {'.yaml', '.yml'} else 'JSON'}: "
+              f"{str(exc).splitlines()[0]}", 2)
+    if not isinstance(data, dict):
+        _fail(f"config file {path} must hold a mapping of settings, got {type(data).__name__}", 2)
+    unknown = sorted(set(data) - _CONFIG_KEYS)
+    if unknown:
+        _fail(f"config file {path}: unknown keys {unknown}; known: {sorted(_CONFIG_KEYS)}", 2)
+    return data
+
+
+def _embedding_settings(config: dict[str, Any], doc_tau: float | None, query_tau: float | None) -> dict[str, Any]:
+    settings = {key: config[key] for key in ("max_length", "query_instruction", "text_instruction") if key in config}
+    if "model" in config or "model_name" in config:
+        settings["model_name"] = config.get("model_name", config.get("model"))
+    for key in _SCHEDULE_KEYS:
+        if key in config:
+            settings[key] = config[key]
+    if doc_tau is not None:
+        settings["document_temperature"] = doc_tau
+    if query_tau is not None:
+        settings["query_temperature"] = query_tau
+    return settings
+
+
+@app.command("ingest")
+def ingest_command(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders to ingest (recursively).")] = None,
+    index: Annotated[Path, typer.Option("--index", "-i", help="Index directory (created if needed).")] = ...,
+    installed_docs: Annotated[
+        bool, typer.Option("--installed-docs", help="Ingest the long descriptions of the installed Python packages.")
+    ] = False,
+    chunk_size: Annotated[int | None, typer.Option(help="Chunk size in model tokens (default: the model's window).")]
+    = None,
+    chunk_overlap: Annotated[int | None, typer.Option(help="Overlap between chunks in model tokens (default 32).")]
+    = None,
+    index_type: Annotated[
+        str | None, typer.Option("--index-type", help="FAISS index_factory string: Flat, HNSW32, IVF256,Flat…")
+    ] = None,
+    doc_temperature: Annotated[float | None, typer.Option("--doc-temperature", help="Document τ (constant).")] = None,
+    query_temperature: Annotated[float | None, typer.Option("--query-temperature", help="Query τ (constant).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="JSON/YAML file: model, schedules, chunking, index_type.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Embedding model (default: the bundled all-MiniLM-L6-v2).")] = None,
+    extensions: Annotated[
+        list[str] | None, typer.Option("--ext", help="Only files with this extension (repeatable), e.g. --ext .md")
+    ] = None,
+    batch_chunks: Annotated[int, typer.Option(help="Chunks embedded and added per batch.")] = 256,
+    commit_every: Annotated[
+        int | None, typer.Option(help="Also commit every N documents (a crash keeps the work committed so far).")
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Chunk, embed (document τ per chunk) and index documents; re-ingesting skips unchanged ones."""
+    from tempscale_index.pipeline import IngestReport, documents_from_paths, ingest, iter_installed_docs
+
+    if not paths and not installed_docs:
+        _fail("give at least one PATH to ingest, or --installed-docs", 2)
+    missing = [str(path) for path in paths or [] if not path.exists()]
+    if missing:
+        _fail(f"path not found: {missing[0]}", 2)
+    settings = _load_config_file(config) if config is not None else {}
+    embedding_settings = _embedding_settings(settings, doc_temperature, query_temperature)
+    if model is not None:
+        embedding_settings["model_name"] = model
+    report = IngestReport(index_dir=str(index))
+    try:
+        from_paths, total = documents_from_paths(paths, extensions=extensions, report=report) if paths else ([], 0)
+        documents = itertools.chain(from_paths, iter_installed_docs() if installed_docs else [])
+        embedding = _embedding_for(index, embedding_settings)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="skipped unreadable file")  # reported below, one line each
+            ingest(
+                documents,
+                index,
+                embedding,
+                index_factory=index_type if index_type is not None else settings.get("index_type"),
+                chunk_size=chunk_size if chunk_size is not None else settings.get("chunk_size"),
+                chunk_overlap=chunk_overlap if chunk_overlap is not None else settings.get("chunk_overlap"),
+                batch_chunks=batch_chunks,
+                commit_every=commit_every,
+                show_progress=progress and sys.stderr.isatty(),
+                total=None if installed_docs else total,
+                report=report,
+            )
+    except Exception as exc:
+        _fail(_message(exc))
+    finally:
+        for skipped in report.skipped_files:
+            typer.echo(f"warning: skipped unreadable file {skipped.path} ({skipped.reason})", err=True)
+    if json_output:
+        typer.echo(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        typer.echo(report.summary())
+
+
+def _embedding_for(index: Path, settings: dict[str, Any]) -> Any:
+    """An existing index's own embedding (the settings asked for on top, so that a mismatch is reported), or
+    a new one from the settings."""
+    from tempscale_index.embedding import TempScaleEmbedding
+    from tempscale_index.index_config import IndexConfig
+    from tempscale_index.store import FaissStore
+
+    if not FaissStore.exists(index):
+        return TempScaleEmbedding(**settings)
+    stored = IndexConfig(**FaissStore.read_manifest(index)["config"])
+    if not settings:
+        return stored.build_embedding()
+    base = {
+        "model_name": stored.model_name,
+        "max_length": stored.max_length,
+        "normalize": stored.normalize,
+        "query_instruction": stored.query_instruction,
+        "text_instruction": stored.text_instruction,
+        "document_temperature": stored.document_temperature,
+        "query_temperature": stored.query_temperature,
+    }
+    return TempScaleEmbedding(**{**base, **settings})
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    if isinstance(exc, FileNotFoundError) and exc.filename and not exc.args[1:]:
+        return f"path not found: {exc.filename}"
+    text = str(exc) or type(exc).__name__
+    return text
+
+
+@app.command("query")
+def query_command(
+    index: Annotated[Path, typer.Argument(help="Index directory.")],
+    text: Annotated[str, typer.Argument(help="The query.")],
+    k: Annotated[int, typer.Option("-k", "--top-k", help="How many chunks to return.")] = 5,
+    doc_id: Annotated[list[str] | None, typer.Option("--doc-id", help="Only these documents (repeatable).")] = None,
+    file_name: Annotated[list[str] | None, typer.Option("--file-name", help="Only these file names (repeatable).")]
+    = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    snippet_chars: Annotated[int, typer.Option(help="Snippet length in the table.")] = 160,
+) -> None:
+    """Search the index with the query τ; prints score, τ, source and a snippet for each chunk."""
+    from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
+
+    from tempscale_index.pipeline import TempScaleRetriever
+
+    if k <= 0:
+        _fail(f"-k must be positive, got {k}", 2)
+    if not text.strip():
+        _fail("the query text is empty", 2)
+    filters = (
+        MetadataFilters(filters=[MetadataFilter(key="file_name", value=list(file_name), operator=FilterOperator.IN)])
+        if file_name
+        else None
+    )
+    try:
+        retriever = TempScaleRetriever.from_dir(index, similarity_top_k=k, filters=filters,
+                                                doc_ids=list(doc_id) if doc_id else None)
+        results = retriever.retrieve(text)
+    except Exception as exc:
+        _fail(_message(exc))
+    rows = []
+    for rank, hit in enumerate(results, 1):
+        metadata = hit.node.metadata
+        rows.append({
+            "rank": rank,
+            "score": round(float(hit.score), 6),
+            "tau": metadata.get("tempscale_tau"),
+            "tokens": metadata.get("tempscale_tokens"),
+            "doc_id": hit.node.ref_doc_id,
+            "source": metadata.get("file_name") or hit.node.ref_doc_id,
+            "node_id": hit.node.node_id,
+            "text": hit.node.get_content(),
+        })
+    if json_output:
+        typer.echo(json.dumps({"query": text, "query_tau": retriever.last_query_tau, "results": rows}, indent=2,
+                              ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo("no results")
+        return
+    typer.echo(f"query τ = {retriever.last_query_tau:.3f}; {len(rows)} of {retriever.store.num_nodes} chunks")
+    typer.echo(f"{'#':>2}  {'score':>6}  {'τ':>5}  {'source':<28}  snippet")
+    width = max(40, int(snippet_chars))
+    for row in rows:
+        snippet = " ".join(row["text"].split())
+        snippet = textwrap.shorten(snippet, width=width, placeholder="…")
+        source = str(row["source"])
+        source = source if len(source) <= 28 else "…" + source[-27:]
+        tau = "-" if row["tau"] is None else f"{row['tau']:.3f}"
+        typer.echo(f"{row['rank']:>2}  {row['score']:>6.3f}  {tau:>5}  {source:<28}  {snippet}")
+
+
+@app.command("info")
+def info_command(
+    index: Annotated[Path, typer.Argument(help="Index directory.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    documents: Annotated[bool, typer.Option("--documents", help="Also list the document ids.")] = False,
+) -> None:
+    """What an index holds and how it was built (model, schedules, chunking, index type, counts)."""
+    from tempscale_index.store import FaissStore
+
+    try:
+        with FaissStore.open(index) as store:
+            info = store.info()
+            doc_ids = sorted(store.documents) if documents else None
+    except Exception as exc:
+        _fail(_message(exc))
+    if doc_ids is not None:
+        info["document_ids"] = doc_ids
+    if json_output:
+        typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    config = info["config"]
+    lines = [
+        f"index:        {info['path']} (version {info['version']}, {info['bytes'] / 1e6:.1f} MB)",
+        f"documents:    {info['documents']}",
+        f"chunks:       {info['nodes']}",
+        f"index type:   {info['index_factory']}",
+        f"model:        {config['model_name']} (dim {config['dimension']}, max {config['max_length']} tokens, "
+        f"weights sha256 {config['weights_sha256'][:12]}…)",
+        f"document τ:   {json.dumps(config['document_temperature'])}",
+        f"query τ:      {json.dumps(config['query_temperature'])}",
+        f"chunking:     {json.dumps(info['chunking'])}",
+        f"created:      {info['created_at']}",
+    ]
+    typer.echo("\n".join(lines))
+    for doc_id in doc_ids or []:
+        typer.echo(f"  {doc_id}")
+
+
+@app.command("delete")
+def delete_command(
+    index: Annotated[Path, typer.Argument(help="Index directory.")],
+    doc_id: Annotated[list[str], typer.Option("--doc-id", help="Document id to delete (repeatable).")],
+) -> None:
+    """Delete documents (all their chunks) by document id; see `info --documents` for the ids."""
+    from tempscale_index.pipeline import delete_documents
+
+    try:
+        removed, version = delete_documents(index, doc_id)
+    except Exception as exc:
+        _fail(_message(exc))
+    typer.echo(f"deleted {len(set(doc_id))} document(s), {removed} chunks; {index} is now at version {version}")
+

@@ -1,0 +1,179 @@
+"""The Ray Data batch job: every input document committed exactly once, across reruns and crashes.
+
+"Exactly once" is checked against chunk ids computed here without Ray (the same splitter, the same stable ids):
+the index must hold every expected chunk and nothing else, with no chunk twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+
+from llama_index.core import Document  # noqa: E402
+from tempscale_index.connectors.base import stable_chunk_id  # noqa: E402
+
+from tempscale_index.batch import ConnectorSink, FaissShardSink, run_batch_job  # noqa: E402
+from tempscale_index.chunking import model_token_splitter  # noqa: E402
+from tempscale_index.embedding import TAU_KEY  # noqa: E402
+from tempscale_index.index_config import IndexConfig  # noqa: E402
+from tempscale_index.store import FaissStore  # noqa: E402
+
+CHUNK_SIZE = 96
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module, with a CPU to spare for reads beside two 1-CPU workers."""
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _meetings(qmsum_dir: Path, count: int, chars: int) -> list[tuple[str, str]]:
+    """(id, text) of the first ``count`` QMSum meetings, cut to ``chars`` characters."""
+    pairs = []
+    for file in sorted(qmsum_dir.glob("*.json"))[:count]:
+        turns = json.loads(file.read_text())["meeting_transcripts"]
+        pairs.append((file.stem, "\n".join(f"{t['speaker']}: {t['content']}" for t in turns)[:chars]))
+    return pairs
+
+
+def _write_jsonl(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    path.write_text(
+        "".join(json.dumps({"id": doc_id, "text": text, "series": doc_id[:2]}) + "\n" for doc_id, text in pairs)
+    )
+    return path
+
+
+def _expected_chunk_ids(embedding, pairs: list[tuple[str, str]]) -> set[str]:
+    splitter = model_token_splitter(embedding, chunk_size=CHUNK_SIZE)
+    splitter.id_func = stable_chunk_id
+    return {node.node_id for doc_id, text in pairs for node in splitter([Document(text=text, id_=doc_id)])}
+
+
+def _faiss_chunk_ids(index_dir: Path) -> list[str]:
+    store = FaissStore.open(index_dir)
+    try:
+        ids = [int(i) for record in store.documents.values() for i in record.node_ids]
+        nodes = store.get_nodes(ids)
+        assert all(TAU_KEY in node.metadata for node in nodes)
+        return [node.node_id for node in nodes]
+    finally:
+        store.close()
+
+
+def test_rerun_commits_only_new_documents_and_counts_unreadable(local_ray, minilm, qmsum_dir, tmp_path):
+    meetings = _meetings(qmsum_dir, 4, 1500)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    _write_jsonl(inputs / "first.jsonl", meetings[:2])
+    (inputs / "notes.txt").write_text(meetings[2][1])
+    (inputs / "broken.txt").write_bytes(b"\xff\xfe not utf-8")
+    sink = FaissShardSink(tmp_path / "index", IndexConfig.from_embedding(minilm))
+
+    first = run_batch_job([inputs], sink, chunk_size=CHUNK_SIZE, commit_every=4, show_progress=False)
+    assert first.committed_documents == 3
+    assert len(first.unreadable) == 1 and "broken.txt" in first.unreadable[0]
+
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.table({"id": [meetings[3][0]], "text": [meetings[3][1]]}), inputs / "more.parquet")
+    second = run_batch_job([inputs], sink, chunk_size=CHUNK_SIZE, commit_every=4, show_progress=False)
+    assert second.committed_documents == 1 and second.already_committed == 3
+
+    notes = (str((inputs / "notes.txt").resolve()), meetings[2][1])
+    expected = _expected_chunk_ids(minilm, [*meetings[:2], notes, meetings[3]])
+    stored = _faiss_chunk_ids(tmp_path / "index")
+    assert Counter(stored) == Counter(expected)  # every chunk, once
+
+
+def _kill_when(condition, target_pids, stop: threading.Event) -> threading.Thread:
+    """SIGKILL the processes ``target_pids()`` returns, once ``condition()`` holds (polled in a thread)."""
+
+    def watch() -> None:
+        while not stop.is_set():
+            pids = target_pids()
+            if condition() and pids:
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+                stop.set()
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def _embedding_worker_pids() -> list[int]:
+    psutil = pytest.importorskip("psutil")
+    pids = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if "ChunkEmbedWorker" in " ".join(process.info["cmdline"] or []):
+            pids.append(process.info["pid"])
+    return pids[:1]
+
+
+@pytest.mark.slow
+def test_killed_worker_loses_and_duplicates_nothing(local_ray, minilm, qmsum_dir, tmp_path):
+    """A worker killed mid-job (into LanceDB) is replaced, its batch retried; the job commits every chunk once."""
+    pytest.importorskip("lancedb")
+    from tempscale_index.connectors.lancedb import LanceDBConnector
+
+    meetings = _meetings(qmsum_dir, 8, 3000)
+    source = _write_jsonl(tmp_path / "meetings.jsonl", meetings)
+    connector = LanceDBConnector("meetings", uri=str(tmp_path / "lancedb"))
+    connector.attach(minilm)
+    ledger = tmp_path / "ledger.jsonl"
+    sink = ConnectorSink(connector, ledger)
+    killed = threading.Event()
+    _kill_when(lambda: ledger.exists(), _embedding_worker_pids, killed)
+
+    report = run_batch_job(
+        [source], sink, workers=2, chunk_size=CHUNK_SIZE, documents_per_batch=1, commit_every=1, show_progress=False
+    )
+    assert killed.is_set(), "the job ended before a worker could be killed; make it longer"
+    assert report.committed_documents == len(meetings)
+    rows = connector.vector_store.table.to_arrow().column("id").to_pylist()
+    assert Counter(rows) == Counter(_expected_chunk_ids(minilm, meetings))
+    connector.close()
+
+
+@pytest.mark.slow
+def test_killed_driver_rerun_loses_and_duplicates_nothing(local_ray, minilm, qmsum_dir, tmp_path):
+    """Kill the CLI driver (SIGKILL) after its first commit; a rerun finishes with every chunk exactly once."""
+    meetings = _meetings(qmsum_dir, 8, 3000)
+    source = _write_jsonl(tmp_path / "meetings.jsonl", meetings)
+    index_dir = tmp_path / "index"
+    command = [
+        str(Path(sys.executable).parent / "tempscale-index"), "batch", str(source), "--index", str(index_dir),
+        "--doc-temperature", "1.0", "--query-temperature", "1.0", "--chunk-size", str(CHUNK_SIZE),
+        "--documents-per-batch", "1", "--commit-every", "1", "--no-progress",
+    ]  # fmt: skip
+    driver = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, start_new_session=True)
+    shards = index_dir / "batch-shards"
+    deadline = time.monotonic() + 300
+    while not list(shards.glob("shard-*")) and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert driver.poll() is None, "the driver finished before it could be killed"
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started: a crash, no cleanup
+    driver.wait()
+    committed_before = len(FaissShardSink(index_dir, IndexConfig.from_embedding(minilm)).committed())
+    assert 0 < committed_before < len(meetings)
+
+    sink = FaissShardSink(index_dir, IndexConfig.from_embedding(minilm))
+    report = run_batch_job([source], sink, chunk_size=CHUNK_SIZE, show_progress=False)
+    assert report.already_committed == committed_before
+    assert report.committed_documents == len(meetings) - committed_before
+    assert Counter(_faiss_chunk_ids(index_dir)) == Counter(_expected_chunk_ids(minilm, meetings))

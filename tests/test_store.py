@@ -1,0 +1,285 @@
+"""FaissStore: persistence, atomic versions, updates per index type, checks on load (random vectors, no model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from llama_index.core.schema import TextNode
+
+from tempscale_index.index_config import IndexConfigMismatchError
+from tempscale_index.store import (
+    CorruptIndexError,
+    FaissStore,
+    IndexExistsError,
+    IndexLockedError,
+    IndexNotFoundError,
+    StoreError,
+    faiss_store,
+)
+from tempscale_index.store.files import sha256_file
+from tests.pipeline_helpers import fake_config
+
+DIM = 16
+INDEX_TYPES = ["Flat", "HNSW32", "IVF4,Flat", "IVF4,PQ4x4", "PQ4x4"]
+
+
+def random_vectors(n: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def make_nodes(doc_id: str, n: int) -> list[TextNode]:
+    return [
+        TextNode(text=f"{doc_id} chunk {i}", metadata={"file_name": f"{doc_id}.txt", "tempscale_tau": 0.9})
+        for i in range(n)
+    ]
+
+
+def add_docs(store: FaissStore, docs: dict[str, int], seed: int = 0) -> dict[str, np.ndarray]:
+    vectors = {}
+    for offset, (doc_id, n) in enumerate(docs.items()):
+        vectors[doc_id] = random_vectors(n, seed + offset)
+        store.add(doc_id, f"hash-{doc_id}", make_nodes(doc_id, n), vectors[doc_id], {"file_name": f"{doc_id}.txt"})
+    return vectors
+
+
+@pytest.fixture
+def index_dir(tmp_path):
+    return tmp_path / "index"
+
+
+def test_commit_then_reopen_round_trips_nodes_vectors_and_counts(index_dir):
+    with FaissStore.create(index_dir, fake_config(DIM)) as store:
+        vectors = add_docs(store, {"a": 3, "b": 2})
+        assert store.commit() == 1
+    with FaissStore.open(index_dir, fake_config(DIM)) as store:
+        assert (store.num_documents, store.num_nodes, store.index.ntotal) == (2, 5, 5)
+        scores, ids = store.search(vectors["b"][1], k=1)
+        (node,) = store.get_nodes(ids[0])
+        assert node.text == "b chunk 1" and node.metadata["tempscale_tau"] == 0.9
+        assert scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+        manifest = json.loads((index_dir / "versions" / "v-000001" / "manifest.json").read_text())
+        assert manifest["counts"] == {"documents": 2, "nodes": 5}
+        assert manifest["index_factory"] == "Flat" and manifest["config"]["dimension"] == DIM
+        assert {"faiss", "numpy", "llama-index-core"} <= set(manifest["packages"])
+
+
+def test_uncommitted_changes_are_invisible_until_commit(index_dir):
+    with FaissStore.create(index_dir, fake_config(DIM)) as writer:
+        add_docs(writer, {"a": 2})
+        writer.commit()
+        add_docs(writer, {"b": 4}, seed=5)
+        reader = FaissStore.open(index_dir)
+        assert reader.num_nodes == 2 and reader.index.ntotal == 2
+        assert not reader.refresh()
+        writer.commit()
+        assert reader.refresh() and reader.num_nodes == 6 and reader.version == 2
+        reader.close()
+
+
+def test_closing_without_commit_discards_changes_and_staging(index_dir):
+    with FaissStore.create(index_dir, fake_config(DIM)) as store:
+        add_docs(store, {"a": 2})
+        store.commit()
+    with FaissStore.open(index_dir, writable=True) as store:
+        add_docs(store, {"b": 3})
+    assert not list(index_dir.glob("staging-*"))
+    with FaissStore.open(index_dir) as store:
+        assert set(store.documents) == {"a"}
+
+
+@pytest.mark.parametrize("index_type", INDEX_TYPES)
+def test_delete_and_replace_keep_counts_consistent_for_every_index_type(index_dir, index_type):
+    with FaissStore.create(index_dir, fake_config(DIM), index_factory=index_type, train_size=64) as store:
+        vectors = add_docs(store, {f"d{i}": 20 for i in range(8)})
+        store.commit()
+        old_ids = set(store.documents["d3"].node_ids) | set(store.documents["d5"].node_ids)
+        removed = store.delete("d3")
+        replacement = add_docs(store, {"d5": 7}, seed=99)  # a changed document replaces its chunks
+        store.commit()
+    assert removed == 20
+    with FaissStore.open(index_dir, fake_config(DIM)) as store:
+        assert store.index_factory == index_type
+        assert store.num_documents == 7 and store.num_nodes == 6 * 20 + 7 == store.index.ntotal
+        assert len(store.documents["d5"].node_ids) == 7
+        _, ids = store.search(np.vstack([vectors["d3"], vectors["d5"]]), k=store.index.ntotal)
+        assert not old_ids & set(ids.ravel().tolist())
+        with pytest.raises(KeyError):
+            store.get_nodes([min(old_ids)])
+        _, ids = store.search(replacement["d5"], k=1)
+        top = [node.text for node in store.get_nodes(ids[:, 0])]
+        if "PQ" not in index_type:  # exact vectors: each chunk finds itself
+            assert top == [f"d5 chunk {i}" for i in range(7)]
+
+
+def test_training_happens_on_a_sample_and_too_small_a_corpus_fails_clearly(index_dir):
+    with FaissStore.create(index_dir, fake_config(DIM), index_factory="IVF8,Flat", train_size=50) as store:
+        add_docs(store, {"a": 30})
+        assert not store.index.is_trained
+        add_docs(store, {"b": 30})  # 60 buffered >= 50: trained, then added
+        assert store.index.is_trained and store.index.ntotal == 60
+        store.commit()
+    with FaissStore.create(tmp := index_dir.parent / "small", fake_config(DIM), index_factory="IVF64,PQ4") as store:
+        add_docs(store, {"a": 10})
+        with pytest.raises(StoreError, match=r"could not train a 'IVF64,PQ4' index on the 10 chunks"):
+            store.commit()
+    assert not FaissStore.exists(tmp)
+
+
+def test_bad_index_type_is_a_clear_error(index_dir):
+    with pytest.raises(ValueError, match="FAISS cannot build index type 'Bogus12'"):
+        FaissStore.create(index_dir, fake_config(DIM), index_factory="Bogus12")
+    with pytest.raises(ValueError, match="no IDMap prefix"):
+        FaissStore.create(index_dir, fake_config(DIM), index_factory="IDMap,Flat")
+
+
+def test_reopening_with_another_type_or_config_is_refused(index_dir):
+    with FaissStore.create(index_dir, fake_config(DIM)) as store:
+        add_docs(store, {"a": 2})
+        store.commit()
+    with pytest.raises(IndexConfigMismatchError, match="query_temperature"):
+        FaissStore.open(index_dir, fake_config(DIM, query_tau=0.8))
+    with pytest.raises(ValueError, match="is a 'Flat' index"):
+        FaissStore.open(index_dir, writable=True, index_factory="HNSW32")
+    with pytest.raises(IndexExistsError):
+        FaissStore.create(index_dir, fake_config(DIM))
+
+
+def test_missing_index_and_second_writer_are_refused(index_dir):
+    with pytest.raises(IndexNotFoundError, match="no index at"):
+        FaissStore.open(index_dir)
+    with FaissStore.create(index_dir, fake_config(DIM)) as store:
+        add_docs(store, {"a": 2})
+        store.commit()
+        with pytest.raises(IndexLockedError, match="another process is writing"):
+            FaissStore.open(index_dir, writable=True, lock_timeout=0.1)
+        with FaissStore.open(index_dir) as reader:  # readers need no lock
+            assert reader.num_nodes == 2
+    with FaissStore.open(index_dir, writable=True, lock_timeout=0.1):
+        pass
+
+
+@pytest.fixture
+def committed(index_dir):
+    with FaissStore.create(index_dir, fake_config(DIM)) as store:
+        add_docs(store, {"a": 4, "b": 4})
+        store.commit()
+    return index_dir / "versions" / "v-000001"
+
+
+def test_truncated_file_is_reported(committed):
+    path = committed / "index.faiss"
+    path.write_bytes(path.read_bytes()[:-10])
+    message = r"index.faiss has \d+ bytes but the manifest recorded \d+: .*truncated"
+    with pytest.raises(CorruptIndexError, match=message):
+        FaissStore.open(committed.parent.parent)
+
+
+def test_corrupted_file_is_reported(committed):
+    path = committed / "nodes.jsonl"
+    data = bytearray(path.read_bytes())
+    data[40] ^= 0x20
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptIndexError, match=r"nodes.jsonl does not match the SHA-256"):
+        FaissStore.open(committed.parent.parent)
+
+
+def test_corrupted_manifest_and_dangling_current_are_reported(committed):
+    index_dir = committed.parent.parent
+    manifest = committed / "manifest.json"
+    manifest.write_text(manifest.read_text()[:50])
+    with pytest.raises(CorruptIndexError, match=r"manifest.json is not valid JSON"):
+        FaissStore.open(index_dir)
+    (index_dir / "CURRENT").write_text("v-000009\n")
+    with pytest.raises(CorruptIndexError, match="names version 'v-000009'"):
+        FaissStore.open(index_dir)
+
+
+def test_counts_that_disagree_are_reported_even_unhashed(committed):
+    manifest_path = committed / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["counts"]["nodes"] = 7
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(CorruptIndexError, match=r"manifest counts 7 nodes.*vectors in index.faiss: 8"):
+        FaissStore.open(committed.parent.parent, verify=False)
+
+
+def test_offsets_are_never_unpickled(committed):
+    """A hostile offsets.npy, even with a manifest that vouches for it, is refused rather than unpickled."""
+    path = committed / "offsets.npy"
+    with open(path, "wb") as handle:
+        np.save(handle, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
+    manifest_path = committed / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["offsets.npy"] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(CorruptIndexError, match=r"offsets.npy is unreadable"):
+        FaissStore.open(committed.parent.parent)
+
+
+def test_leftovers_of_a_crashed_writer_are_ignored_then_cleaned(committed):
+    index_dir = committed.parent.parent
+    junk = index_dir / "versions" / ".tmp-v-000002-deadbeef"
+    junk.mkdir()
+    (junk / "index.faiss").write_bytes(b"half")
+    (index_dir / "staging-0123.jsonl").write_text('{"id": 99')
+    orphan = index_dir / "versions" / "v-000002"  # renamed into place, but CURRENT was never replaced
+    shutil.copytree(committed, orphan)
+    with FaissStore.open(index_dir) as reader:
+        assert reader.version == 1
+    with FaissStore.open(index_dir, writable=True) as store:
+        assert store.num_nodes == 8
+        add_docs(store, {"c": 1})
+        assert store.commit() == 2
+    assert not junk.exists() and not (index_dir / "staging-0123.jsonl").exists()
+    with FaissStore.open(index_dir) as reader:
+        assert reader.version == 2 and reader.num_nodes == 9
+
+
+def test_old_versions_are_collected_but_the_previous_one_is_kept(index_dir):
+    with FaissStore.create(index_dir, fake_config(DIM)) as store:
+        for i in range(4):
+            add_docs(store, {f"d{i}": 2}, seed=i)
+            store.commit()
+    assert sorted(p.name for p in (index_dir / "versions").iterdir()) == ["v-000003", "v-000004"]
+
+
+def test_a_reader_keeps_answering_from_its_version_after_it_is_collected(index_dir):
+    with FaissStore.create(index_dir, fake_config(DIM)) as writer:
+        vectors = add_docs(writer, {"a": 3})
+        writer.commit()
+        reader = FaissStore.open(index_dir)
+        for i in range(3):
+            add_docs(writer, {f"n{i}": 2}, seed=10 + i)
+            writer.commit()
+        assert not (index_dir / "versions" / "v-000001").exists()
+        _, ids = reader.search(vectors["a"][2], k=1)
+        assert reader.get_nodes(ids[0])[0].text == "a chunk 2"
+        reader.close()
+
+
+def test_filtered_search_exact_and_through_faiss_selector(index_dir, monkeypatch):
+    with FaissStore.create(index_dir, fake_config(DIM)) as store:
+        vectors = add_docs(store, {"a": 10, "b": 10})
+        store.commit()
+        allowed = store.documents["b"].node_ids
+        for limit in (faiss_store.EXACT_FILTER_LIMIT, 0):
+            monkeypatch.setattr(faiss_store, "EXACT_FILTER_LIMIT", limit)
+            scores, ids = store.search(vectors["a"][:2], k=12, allowed_ids=allowed)
+            assert set(ids[ids >= 0].tolist()) <= set(allowed) and (ids >= 0).sum(axis=1).tolist() == [10, 10]
+            assert np.all(np.diff(scores[:, :10], axis=1) <= 1e-6)
+
+
+def test_readers_do_not_need_write_access(committed):
+    index_dir = committed.parent.parent
+    if os.geteuid() == 0:
+        pytest.skip("root ignores permissions")
+    shutil.copytree(index_dir, copy := index_dir.parent / "ro")
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    with FaissStore.open(copy) as store:
+        assert store.num_nodes == 8
