@@ -29,7 +29,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import psutil
 import torch
 from llama_index.core import Document
-from sentence_transformers import SentenceTransformer, models
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from tempscale_index.embedding import TempScaleEmbedding
@@ -44,8 +45,8 @@ def tiny_bert(folder: Path, dim: int) -> Path:
     hf_dir = folder / "hf"
     BertModel(config).save_pretrained(hf_dir)
     tokenizer.save_pretrained(hf_dir)
-    transformer = models.Transformer(str(hf_dir), max_seq_length=128)
-    model = SentenceTransformer(modules=[transformer, models.Pooling(dim, pooling_mode="mean")])
+    transformer = Transformer(str(hf_dir), max_seq_length=128)
+    model = SentenceTransformer(modules=[transformer, Pooling(dim, pooling_mode="mean")])
     model.save(str(folder / "st"))
     return folder / "st"
 

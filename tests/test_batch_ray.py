@@ -25,6 +25,7 @@ from llama_index.core import Document  # noqa: E402
 from tempscale_index.connectors.base import stable_chunk_id  # noqa: E402
 
 from tempscale_index.batch import ConnectorSink, FaissShardSink, run_batch_job  # noqa: E402
+from tempscale_index.batch.sinks import shard_dir_for  # noqa: E402
 from tempscale_index.chunking import model_token_splitter  # noqa: E402
 from tempscale_index.embedding import TAU_KEY  # noqa: E402
 from tempscale_index.index_config import IndexConfig  # noqa: E402
@@ -162,7 +163,7 @@ def test_killed_driver_rerun_loses_and_duplicates_nothing(local_ray, minilm, qms
         "--documents-per-batch", "1", "--commit-every", "1", "--no-progress",
     ]  # fmt: skip
     driver = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, start_new_session=True)
-    shards = index_dir / "batch-shards"
+    shards = shard_dir_for(index_dir)
     deadline = time.monotonic() + 300
     while not list(shards.glob("shard-*")) and driver.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

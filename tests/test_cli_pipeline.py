@@ -27,7 +27,8 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def index_dir(corpus, tmp_path_factory):
     index = tmp_path_factory.mktemp("built") / "index"
-    result = runner.invoke(app, ["ingest", str(corpus), "--index", str(index), "--chunk-size", "128", "--no-progress"])
+    result = runner.invoke(app, ["ingest", str(corpus), "--index", str(index), "--chunk-size", "128", "--no-progress",
+                                 "--doc-temperature", "1.0", "--query-temperature", "1.0"])
     assert result.exit_code == 0, result.output
     return index
 

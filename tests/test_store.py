@@ -149,6 +149,13 @@ def test_reopening_with_another_type_or_config_is_refused(index_dir):
         FaissStore.create(index_dir, fake_config(DIM))
 
 
+def test_an_index_is_never_created_inside_a_folder_of_other_files(tmp_path):
+    (tmp_path / "notes.md").write_text("my notes")
+    with pytest.raises(IndexExistsError, match="is not empty"):
+        FaissStore.create(tmp_path, fake_config(DIM))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.md"]
+
+
 def test_missing_index_and_second_writer_are_refused(index_dir):
     with pytest.raises(IndexNotFoundError, match="no index at"):
         FaissStore.open(index_dir)

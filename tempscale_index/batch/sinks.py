@@ -23,7 +23,14 @@ from tempscale_index.index_config import IndexConfig
 from tempscale_index.store import DEFAULT_INDEX_FACTORY, FaissStore
 from tempscale_index.store.files import fsync_path, write_atomic_text
 
-SHARDS_DIR = "batch-shards"
+SHARDS_SUFFIX = ".batch-shards"
+
+
+def shard_dir_for(index_dir: Path) -> Path:
+    """Shards live beside the index (``<index>.batch-shards``): the store only creates an index in an empty or
+    new directory, and a half-merged shard must never look like part of the index."""
+    index_dir = Path(index_dir)
+    return index_dir.parent / f"{index_dir.name}{SHARDS_SUFFIX}"
 SHARD_CONFIG_FILE = "index_config.json"
 
 
@@ -114,7 +121,7 @@ class FaissShardSink:
 
     def __init__(self, out_dir: Path, config: IndexConfig, index_factory: str = DEFAULT_INDEX_FACTORY) -> None:
         self.out_dir = Path(out_dir)
-        self.shard_dir = self.out_dir / SHARDS_DIR
+        self.shard_dir = shard_dir_for(self.out_dir)
         self.index_factory = index_factory
         if FaissStore.exists(self.out_dir):
             stored = IndexConfig(**FaissStore.read_manifest(self.out_dir)["config"])

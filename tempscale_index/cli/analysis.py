@@ -4,6 +4,8 @@ JSON and its plot into one output folder."""
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -70,15 +72,13 @@ def _write_report(output: Path, name: str, title: str, command: str, body: str) 
     return path
 
 
-def _command_line(ctx: typer.Context) -> str:
-    import sys
-
-    return "tempscale-index " + " ".join(sys.argv[1:]) if sys.argv else ctx.command_path
+def _command_line() -> str:
+    """The command as typed, quoted so that it can be pasted back (schedule JSON included)."""
+    return shlex.join(["tempscale-index", *sys.argv[1:]])
 
 
 @app.command()
 def sweep(
-    ctx: typer.Context,
     dataset: DatasetArg,
     output: OutputOpt = Path("tempscale-sweep"),
     document_tau: Annotated[
@@ -118,13 +118,12 @@ def sweep(
             f"## {name} level\n\nBest cell: document τ {best[0]}, query τ {best[1]}.\n\n"
             f"![heatmap](sweep-{name}.png)\n\n{sweep_markdown(result, (BASELINE_LABEL, BASELINE_LABEL), measure)}"
         )
-    report = _write_report(output, "sweep", f"τ sweep on {data.name}", _command_line(ctx), "\n\n".join(sections))
+    report = _write_report(output, "sweep", f"τ sweep on {data.name}", _command_line(), "\n\n".join(sections))
     typer.echo(f"wrote {report}")
 
 
 @app.command()
 def diagnose(
-    ctx: typer.Context,
     dataset: DatasetArg,
     output: OutputOpt = Path("tempscale-diagnose"),
     document_tau: Annotated[
@@ -147,13 +146,12 @@ def diagnose(
     report.save_json(output / "collapse.json")
     plot_collapse(report, output / "collapse.png", f"{data.name}: collapse by length ({embedding.model_name})")
     body = f"![collapse](collapse.png)\n\n{collapse_markdown(report)}"
-    path = _write_report(output, "collapse", f"Collapse diagnostics on {data.name}", _command_line(ctx), body)
+    path = _write_report(output, "collapse", f"Collapse diagnostics on {data.name}", _command_line(), body)
     typer.echo(f"wrote {path}")
 
 
 @app.command()
 def calibrate(
-    ctx: typer.Context,
     dataset: DatasetArg,
     output: OutputOpt = Path("tempscale-calibration"),
     unsupervised: Annotated[
@@ -196,7 +194,7 @@ def calibrate(
     config = calibration.save_config(output / "tempscale-config.json")
     (output / "calibration.json").write_text(json.dumps(calibration.to_dict(), indent=2))
     summary = _calibration_summary(calibration)
-    _write_report(output, "calibration", f"Calibration on {data.name}", _command_line(ctx), f"{summary}\n\n{body}")
+    _write_report(output, "calibration", f"Calibration on {data.name}", _command_line(), f"{summary}\n\n{body}")
     typer.echo(f"{summary}\nwrote {config}")
 
 

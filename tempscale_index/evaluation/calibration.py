@@ -168,8 +168,9 @@ def calibrate_unsupervised(
 ) -> tuple[Calibration, SweepResult]:
     """Choose the document schedule on cloze pseudo-queries from ``texts``; no qrels needed.
 
-    The query schedule stays τ = 1: pseudo-queries are windows of document text, not the questions users ask,
-    so they say little about how queries want to be embedded.
+    The query schedule is kept as the embedding has it (the measured default unless the user chose one):
+    pseudo-queries are windows of document text, not the questions users ask, so they say little about how
+    queries want to be embedded.
     """
     pseudo = cloze_dataset(texts, embedding, n_queries, seed=seed)
     evaluator = EmbeddedEvaluator(pseudo, embedding, chunks=_whole_documents(pseudo), show_progress=show_progress)
@@ -182,6 +183,7 @@ def calibrate_unsupervised(
         show_progress=show_progress,
     )
     calibration.method = "unsupervised (cloze pseudo-queries)"
+    calibration.query_temperature = embedding.query_temperature
     return calibration, sweep
 
 
