@@ -25,11 +25,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from llama_index.embeddings.huggingface import HuggingFaceEmbedding  # noqa: E402
+from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
-from tempscale_index.embedding import TempScaleEmbedding  # noqa: E402
-from tempscale_index.engine.reference import eager_reference_temperature  # noqa: E402
-from tempscale_index.models import resolve_model_path  # noqa: E402
+from tempscale_index.embedding import TempScaleEmbedding
+from tempscale_index.engine.reference import eager_reference_temperature
+from tempscale_index.models import resolve_model_path
 
 DEFAULT_QMSUM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "qmsum" / "test"
 

@@ -179,7 +179,9 @@ class CallableSchedule(Schedule):
             self._path: str | None = self.function
             module_name, _, attr = self.function.partition(":")
             if not attr:
-                raise ValueError(f"a callable schedule path must look like 'pkg.module:function', got {self.function!r}")
+                raise ValueError(
+                    f"a callable schedule path must look like 'pkg.module:function', got {self.function!r}"
+                )
             self._fn = getattr(importlib.import_module(module_name), attr)
         elif callable(self.function):
             self._path = None

@@ -173,7 +173,7 @@ def test_unknown_model_gives_one_clear_error(tmp_path) -> None:
 def test_any_local_model_directory_works(tmp_path, family: str) -> None:
     """A plain transformers checkpoint (no sentence-transformers files) loads with mean pooling."""
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>"]
-    vocab += [w for w in "the a meeting budget remote control team decided on battery".split()]
+    vocab += [w for w in ["the", "a", "meeting", "budget", "remote", "control", "team", "decided", "on", "battery"]]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab))
     tokenizer = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
     small = dict(hidden_size=32, num_attention_heads=2, num_hidden_layers=2, intermediate_size=64,

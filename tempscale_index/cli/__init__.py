@@ -14,5 +14,7 @@ app = typer.Typer(
 
 def main() -> None:
     app()
-from tempscale_index.cli import analysis, evaluation, pipeline  # noqa: E402,F401
-from tempscale_index.cli import batch  # noqa: E402,F401
+
+
+# Each module registers its commands on ``app`` when imported.
+from tempscale_index.cli import analysis, batch, evaluation, pipeline  # noqa: E402,F401

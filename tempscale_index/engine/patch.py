@@ -83,7 +83,8 @@ def _scale_mpnet_bias(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tup
     if len(args) >= 3 and args[2] is not None:
         args = (*args[:2], args[2] * _per_row(inverse, args[2]), *args[3:])
     elif kwargs.get("position_bias") is not None:
-        kwargs = {**kwargs, "position_bias": kwargs["position_bias"] * _per_row(inverse, kwargs["position_bias"], len(args[0]))}
+        bias = kwargs["position_bias"]
+        kwargs = {**kwargs, "position_bias": bias * _per_row(inverse, bias, len(args[0]))}
     return args, kwargs
 
 
