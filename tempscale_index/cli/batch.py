@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from tempscale_index.cli import app
-from tempscale_index.cli.pipeline import _embedding_for, _embedding_settings, _fail, _load_config_file, _message
+from tempscale_index.cli.common import embedding_for, error_message, fail, load_config_file, settings_for_embedding
 
 DEFAULT_LEDGER_DIR = Path(".tempscale-batch")
 
@@ -66,19 +66,19 @@ def batch_command(
     targets = {"--index": index, "--qdrant": qdrant, "--milvus": milvus, "--lancedb": lancedb}
     chosen = [name for name, value in targets.items() if value is not None]
     if len(chosen) != 1:
-        _fail(f"give exactly one output of {', '.join(targets)}; got {', '.join(chosen) or 'none'}", 2)
+        fail(f"give exactly one output of {', '.join(targets)}; got {', '.join(chosen) or 'none'}", 2)
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
-        _fail(f"path not found: {missing[0]}", 2)
+        fail(f"path not found: {missing[0]}", 2)
     for name, value in (
         ("--workers", workers),
         ("--commit-every", commit_every),
         ("--documents-per-batch", documents_per_batch),
     ):
         if value < 1:
-            _fail(f"{name} must be at least 1, got {value}", 2)
-    settings = _load_config_file(config) if config is not None else {}
-    embedding_settings = _embedding_settings(settings, doc_temperature, query_temperature)
+            fail(f"{name} must be at least 1, got {value}", 2)
+    settings = load_config_file(config) if config is not None else {}
+    embedding_settings = settings_for_embedding(settings, doc_temperature, query_temperature)
     if model is not None:
         embedding_settings["model_name"] = model
 
@@ -89,7 +89,7 @@ def batch_command(
     connector = None
     try:
         if index is not None:
-            embedding = _embedding_for(index, embedding_settings)
+            embedding = embedding_for(index, embedding_settings)
             sink: Any = FaissShardSink(index, IndexConfig.from_embedding(embedding), index_factory=index_type)
         else:
             connector = _connector(qdrant, milvus, lancedb, collection)
@@ -114,7 +114,7 @@ def batch_command(
                 show_progress=progress and sys.stderr.isatty(),
             )
     except Exception as exc:
-        _fail(_message(exc))
+        fail(error_message(exc))
     finally:
         if connector is not None:
             connector.close()

@@ -8,59 +8,18 @@ import sys
 import textwrap
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 
 from tempscale_index.cli import app
-
-_SCHEDULE_KEYS = ("document_temperature", "query_temperature")
-_CONFIG_KEYS = {
-    "model", "model_name", "max_length", "query_instruction", "text_instruction", "chunk_size", "chunk_overlap",
-    "index_type", *_SCHEDULE_KEYS,
-}
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
-    raise typer.Exit(code)
-
-
-def _load_config_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        _fail(f"cannot read config file {path}: {exc.strerror or exc}", 2)
-    try:
-        if path.suffix.lower() in {".yaml", ".yml"}:
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:
-        _fail(f"config file {path} is not valid {'YAML' if path.suffix.lower() in {'.yaml', '.yml'} else 'JSON'}: "
-              f"{str(exc).splitlines()[0]}", 2)
-    if not isinstance(data, dict):
-        _fail(f"config file {path} must hold a mapping of settings, got {type(data).__name__}", 2)
-    unknown = sorted(set(data) - _CONFIG_KEYS)
-    if unknown:
-        _fail(f"config file {path}: unknown keys {unknown}; known: {sorted(_CONFIG_KEYS)}", 2)
-    return data
-
-
-def _embedding_settings(config: dict[str, Any], doc_tau: float | None, query_tau: float | None) -> dict[str, Any]:
-    settings = {key: config[key] for key in ("max_length", "query_instruction", "text_instruction") if key in config}
-    if "model" in config or "model_name" in config:
-        settings["model_name"] = config.get("model_name", config.get("model"))
-    for key in _SCHEDULE_KEYS:
-        if key in config:
-            settings[key] = config[key]
-    if doc_tau is not None:
-        settings["document_temperature"] = doc_tau
-    if query_tau is not None:
-        settings["query_temperature"] = query_tau
-    return settings
+from tempscale_index.cli.common import (
+    embedding_for,
+    error_message,
+    fail,
+    load_config_file,
+    settings_for_embedding,
+)
 
 
 @app.command("ingest")
@@ -97,19 +56,19 @@ def ingest_command(
     from tempscale_index.pipeline import IngestReport, documents_from_paths, ingest, iter_installed_docs
 
     if not paths and not installed_docs:
-        _fail("give at least one PATH to ingest, or --installed-docs", 2)
+        fail("give at least one PATH to ingest, or --installed-docs", 2)
     missing = [str(path) for path in paths or [] if not path.exists()]
     if missing:
-        _fail(f"path not found: {missing[0]}", 2)
-    settings = _load_config_file(config) if config is not None else {}
-    embedding_settings = _embedding_settings(settings, doc_temperature, query_temperature)
+        fail(f"path not found: {missing[0]}", 2)
+    settings = load_config_file(config) if config is not None else {}
+    embedding_settings = settings_for_embedding(settings, doc_temperature, query_temperature)
     if model is not None:
         embedding_settings["model_name"] = model
     report = IngestReport(index_dir=str(index))
     try:
         from_paths, total = documents_from_paths(paths, extensions=extensions, report=report) if paths else ([], 0)
         documents = itertools.chain(from_paths, iter_installed_docs() if installed_docs else [])
-        embedding = _embedding_for(index, embedding_settings)
+        embedding = embedding_for(index, embedding_settings)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="skipped unreadable file")  # reported below, one line each
             ingest(
@@ -126,7 +85,7 @@ def ingest_command(
                 report=report,
             )
     except Exception as exc:
-        _fail(_message(exc))
+        fail(error_message(exc))
     finally:
         for skipped in report.skipped_files:
             typer.echo(f"warning: skipped unreadable file {skipped.path} ({skipped.reason})", err=True)
@@ -134,39 +93,6 @@ def ingest_command(
         typer.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:
         typer.echo(report.summary())
-
-
-def _embedding_for(index: Path, settings: dict[str, Any]) -> Any:
-    """An existing index's own embedding (the settings asked for on top, so that a mismatch is reported), or
-    a new one from the settings."""
-    from tempscale_index.embedding import TempScaleEmbedding
-    from tempscale_index.index_config import IndexConfig
-    from tempscale_index.store import FaissStore
-
-    if not FaissStore.exists(index):
-        return TempScaleEmbedding(**settings)
-    stored = IndexConfig(**FaissStore.read_manifest(index)["config"])
-    if not settings:
-        return stored.build_embedding()
-    base = {
-        "model_name": stored.model_name,
-        "max_length": stored.max_length,
-        "normalize": stored.normalize,
-        "query_instruction": stored.query_instruction,
-        "text_instruction": stored.text_instruction,
-        "document_temperature": stored.document_temperature,
-        "query_temperature": stored.query_temperature,
-    }
-    return TempScaleEmbedding(**{**base, **settings})
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, KeyError) and exc.args:
-        return str(exc.args[0])
-    if isinstance(exc, FileNotFoundError) and exc.filename and not exc.args[1:]:
-        return f"path not found: {exc.filename}"
-    text = str(exc) or type(exc).__name__
-    return text
 
 
 @app.command("query")
@@ -186,9 +112,9 @@ def query_command(
     from tempscale_index.pipeline import TempScaleRetriever
 
     if k <= 0:
-        _fail(f"-k must be positive, got {k}", 2)
+        fail(f"-k must be positive, got {k}", 2)
     if not text.strip():
-        _fail("the query text is empty", 2)
+        fail("the query text is empty", 2)
     filters = (
         MetadataFilters(filters=[MetadataFilter(key="file_name", value=list(file_name), operator=FilterOperator.IN)])
         if file_name
@@ -199,7 +125,7 @@ def query_command(
                                                 doc_ids=list(doc_id) if doc_id else None)
         results = retriever.retrieve(text)
     except Exception as exc:
-        _fail(_message(exc))
+        fail(error_message(exc))
     rows = []
     for rank, hit in enumerate(results, 1):
         metadata = hit.node.metadata
@@ -246,7 +172,7 @@ def info_command(
             info = store.info()
             doc_ids = sorted(store.documents) if documents else None
     except Exception as exc:
-        _fail(_message(exc))
+        fail(error_message(exc))
     if doc_ids is not None:
         info["document_ids"] = doc_ids
     if json_output:
@@ -281,6 +207,6 @@ def delete_command(
     try:
         removed, version = delete_documents(index, doc_id)
     except Exception as exc:
-        _fail(_message(exc))
+        fail(error_message(exc))
     typer.echo(f"deleted {len(set(doc_id))} document(s), {removed} chunks; {index} is now at version {version}")
 
