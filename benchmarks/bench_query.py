@@ -4,10 +4,12 @@ The index holds ``--chunks`` random unit vectors (their contents do not matter f
 each, written and reopened through ``FaissStore`` like any index; queries are real sentences embedded by the
 bundled MiniLM at the query τ. For each index type:
 
-- embed:       ``TempScaleEmbedding.encode([query], "query")``
+- embed:       ``TempScaleEmbedding.encode([query], "query")`` on the PyTorch and on the ONNX Runtime backend
 - raw FAISS:   ``index.search`` on the same FAISS index object (same vectors, same graph), bypassing the store
 - store:       ``FaissStore.search`` (ids and scores), and with the k nodes read back (what the retriever does)
-- end to end:  ``TempScaleRetriever.retrieve`` (refresh check, embed, search, nodes → NodeWithScore)
+- end to end:  ``TempScaleRetriever.retrieve`` (refresh check, embed, search, nodes → NodeWithScore), per backend
+
+Sides that are compared alternate query by query, so that machine noise hits them alike.
 
     python benchmarks/bench_query.py [--chunks 100000] [--index-types Flat,HNSW32] [--threads 2]
 """
@@ -20,7 +22,10 @@ import statistics
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -66,12 +71,14 @@ def percentiles(values: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1e3, ordered[int(0.95 * (len(ordered) - 1))] * 1e3
 
 
-def timed(fn, items) -> list[float]:
-    out = []
+def alternate(functions: dict[str, Callable[[Any], Any]], items: list[Any]) -> dict[str, list[float]]:
+    """Seconds per item for each function, the functions taking turns on every item."""
+    out: dict[str, list[float]] = {name: [] for name in functions}
     for item in items:
-        started = time.perf_counter()
-        fn(item)
-        out.append(time.perf_counter() - started)
+        for name, function in functions.items():
+            started = time.perf_counter()
+            function(item)
+            out[name].append(time.perf_counter() - started)
     return out
 
 
@@ -87,19 +94,23 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
 
-    embedding = TempScaleEmbedding(document_temperature=1.0, query_temperature=1.0)
+    backends = {backend: TempScaleEmbedding(backend=backend) for backend in ("torch", "onnx")}
+    embedding = backends["torch"]
     config = IndexConfig.from_embedding(embedding)
     texts = queries(args.queries)
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((args.chunks, embedding.dimension)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     query_vectors = embedding.encode(texts, "query").embeddings
-    embedding.encode(texts[:5], "query")  # warm up
-    embed_times = timed(lambda text: embedding.encode([text], "query"), texts)
+    encoders = {name: partial(backend.encode, kind="query") for name, backend in backends.items()}
+    alternate(encoders, [[text] for text in texts[:5]])  # warm up
+    embed_times = alternate(encoders, [[text] for text in texts])
     print(f"{len(texts)} queries, {args.chunks} chunks, dim {embedding.dimension}, k {args.k}, threads {args.threads}, "
           f"load average {os.getloadavg()[0]:.1f}")
-    p50, p95 = percentiles(embed_times)
-    print(f"query embedding                       p50 {p50:7.2f} ms  p95 {p95:7.2f} ms")
+    for name, values in embed_times.items():
+        p50, p95 = percentiles(values)
+        print(f"query embedding ({name:<5})               p50 {p50:7.2f} ms  p95 {p95:7.2f} ms")
+    print(f"torch/onnx p50 ratio {percentiles(embed_times['torch'])[0] / percentiles(embed_times['onnx'])[0]:.2f}")
 
     with tempfile.TemporaryDirectory() as tmp:
         for index_type in args.index_types.split(","):
@@ -107,8 +118,9 @@ def main() -> None:
             started = time.perf_counter()
             build(folder, config, index_type, vectors)
             built = time.perf_counter() - started
-            retriever = TempScaleRetriever.from_dir(folder, embedding, similarity_top_k=args.k)
-            store = retriever.store
+            retrievers = {name: TempScaleRetriever.from_dir(folder, backend, similarity_top_k=args.k)
+                          for name, backend in backends.items()}
+            store = retrievers["torch"].store
             # raw FAISS: the very same index object (same graph / lists), searched directly, without the store
             raw = faiss.downcast_index(store.index.index) if isinstance(store.index, faiss.IndexIDMap2) else store.index
             queries_2d = [q[None, :] for q in query_vectors]
@@ -128,19 +140,21 @@ def main() -> None:
                 _, ids = store.search(q, args.k)
                 store.get_nodes([i for i in ids[0] if i >= 0])
                 store_times.append(time.perf_counter() - started)
-            end_to_end = timed(retriever.retrieve, texts)
+            end_to_end = alternate({name: retriever.retrieve for name, retriever in retrievers.items()}, texts)
             r50, r95 = percentiles(raw_times)
             q50, q95 = percentiles(search_times)
             s50, s95 = percentiles(store_times)
-            e50, e95 = percentiles(end_to_end)
             print(f"\n[{index_type}] built and committed in {built:.1f}s")
             print(f"raw FAISS search                      p50 {r50:7.3f} ms  p95 {r95:7.3f} ms")
             print(f"FaissStore.search                     p50 {q50:7.3f} ms  p95 {q95:7.3f} ms  "
                   f"(store/raw p50 ratio {q50 / r50:.2f})")
             print(f"FaissStore.search + node fetch        p50 {s50:7.3f} ms  p95 {s95:7.3f} ms  "
                   f"(ratio {s50 / r50:.2f})")
-            print(f"retriever end to end (embed+search)   p50 {e50:7.2f} ms  p95 {e95:7.2f} ms")
-            retriever.store.close()
+            for name, values in end_to_end.items():
+                e50, e95 = percentiles(values)
+                print(f"retriever end to end ({name:<5})         p50 {e50:7.2f} ms  p95 {e95:7.2f} ms")
+            for retriever in retrievers.values():
+                retriever.store.close()
 
 
 if __name__ == "__main__":

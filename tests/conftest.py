@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# exported ONNX graphs go to a cache of this test run, not the user's ~/.cache
+os.environ.setdefault("TEMPSCALE_INDEX_CACHE", tempfile.mkdtemp(prefix="tempscale-test-cache-"))
 
 QMSUM_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "qmsum" / "test"
 
@@ -26,3 +29,11 @@ def qmsum_dir() -> Path:
     if not QMSUM_DIR.is_dir():
         pytest.skip(f"QMSum not found at {QMSUM_DIR}")
     return QMSUM_DIR
+
+
+@pytest.fixture(scope="session")
+def small_qmsum_dir(qmsum_dir, tmp_path_factory) -> Path:
+    """Three real QMSum meetings in a folder of their own (tests only read it)."""
+    from tests.qmsum_small import copy_small_qmsum
+
+    return copy_small_qmsum(qmsum_dir, tmp_path_factory.mktemp("qmsum3"))

@@ -19,17 +19,11 @@ from tempscale_index.evaluation.calibration import (
 )
 from tempscale_index.evaluation.embedded import EmbeddedEvaluator
 from tempscale_index.schedules import ConstantSchedule, LogLinearSchedule, Schedule
-from tests.qmsum_small import copy_small_qmsum
 
 
 @pytest.fixture(scope="module")
-def small_dir(qmsum_dir, tmp_path_factory):
-    return copy_small_qmsum(qmsum_dir, tmp_path_factory.mktemp("qmsum3"))
-
-
-@pytest.fixture(scope="module")
-def summaries(small_dir):
-    return load_qmsum(small_dir, queries="summaries")
+def summaries(small_qmsum_dir):
+    return load_qmsum(small_qmsum_dir, queries="summaries")
 
 
 def test_split_is_a_deterministic_partition_of_the_judged_queries(summaries):
@@ -110,9 +104,9 @@ def test_unsupervised_calibration_picks_among_candidates_and_keeps_the_query_sch
     assert sweep.means("nDCG@10").max() > 0.3  # 40 cut-out windows: the task is learnable, not noise
 
 
-def test_calibrate_command_writes_config_and_report(small_dir, tmp_path, minilm):
+def test_calibrate_command_writes_config_and_report(small_qmsum_dir, tmp_path, minilm):
     output = tmp_path / "cal"
-    result = CliRunner().invoke(app, ["calibrate", str(small_dir), "-o", str(output), "--dev-fraction", "0.5"])
+    result = CliRunner().invoke(app, ["calibrate", str(small_qmsum_dir), "-o", str(output), "--dev-fraction", "0.5"])
     assert result.exit_code == 0, result.output
     config = json.loads((output / "tempscale-config.json").read_text())
     TempScaleEmbedding(**config)  # accepted as is

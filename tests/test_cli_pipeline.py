@@ -66,6 +66,13 @@ def test_query_prints_a_table_and_json(index_dir):
     assert first["score"] >= payload["results"][1]["score"]
 
 
+def test_query_backends_return_the_same_chunks(index_dir):
+    results = {backend: json.loads(run("query", str(index_dir), "How do I lock a file?", "-k", "3", "--json",
+                                       "--backend", backend).stdout)["results"] for backend in ("torch", "onnx")}
+    assert [r["node_id"] for r in results["torch"]] == [r["node_id"] for r in results["onnx"]]
+    assert [r["score"] for r in results["torch"]] == pytest.approx([r["score"] for r in results["onnx"]], abs=1e-4)
+
+
 def test_query_filters_by_doc_id_and_file_name(index_dir):
     result = run("query", str(index_dir), "How do I lock a file?", "-k", "3", "--json", "--file-name", "jinja2.md")
     assert {row["source"] for row in json.loads(result.stdout)["results"]} == {"jinja2.md"}
@@ -125,6 +132,7 @@ def test_config_file_with_schedules_and_index_type(corpus, tmp_path):
         (["ingest", "{corpus}", "--index", "{tmp}/i", "--config", "{tmp}/bad.json"], "error: config file"),
         (["query", "{tmp}/nothing", "text"], "error: no index at"),
         (["query", "{index}", "text", "-k", "0"], "error: -k must be positive"),
+        (["query", "{index}", "text", "--backend", "gpu"], "error: --backend must be 'torch' or 'onnx'"),
         (["info", "{tmp}/nothing"], "error: no index at"),
     ],
 )

@@ -19,19 +19,13 @@ from tempscale_index.evaluation.diagnostics import (
     spread,
 )
 from tempscale_index.schedules import ConstantSchedule
-from tests.qmsum_small import copy_small_qmsum
 
 LENGTHS = (16, 64, 254)
 
 
 @pytest.fixture(scope="module")
-def small_dir(qmsum_dir, tmp_path_factory):
-    return copy_small_qmsum(qmsum_dir, tmp_path_factory.mktemp("qmsum3"))
-
-
-@pytest.fixture(scope="module")
-def meetings(small_dir):
-    return list(load_qmsum(small_dir).corpus.values())
+def meetings(small_qmsum_dir):
+    return list(load_qmsum(small_qmsum_dir).corpus.values())
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +86,10 @@ def test_bad_arguments_are_named(meetings, minilm):
         sample_nested_windows(["two words"], minilm, lengths=(16,))
 
 
-def test_diagnose_command_writes_json_plot_and_report(small_dir, tmp_path):
+def test_diagnose_command_writes_json_plot_and_report(small_qmsum_dir, tmp_path):
     output = tmp_path / "diag"
     result = CliRunner().invoke(
-        app, ["diagnose", str(small_dir), "-o", str(output), "--document-tau", "0.8", "--windows", "12"]
+        app, ["diagnose", str(small_qmsum_dir), "-o", str(output), "--document-tau", "0.8", "--windows", "12"]
     )
     assert result.exit_code == 0, result.output
     saved = json.loads((output / "collapse.json").read_text())

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.schema import MetadataMode, TextNode
@@ -188,3 +189,31 @@ def test_any_local_model_directory_works(tmp_path, family: str) -> None:
     assert embedding.dimension == 32
     assert float(scaled @ plain) < 0.99999
     assert json.loads(embedding.model_dump_json())["document_temperature"] == {"type": "constant", "value": 0.5}
+
+
+def test_cpu_workers_give_the_serial_vectors_in_input_order(minilm: TempScaleEmbedding) -> None:
+    schedule = LogLinearSchedule(4, 1.0, 64, 0.6)
+    texts = [f"{i} " + "meeting notes about the remote control " * (i % 7 + 1) for i in range(23)]
+    serial = minilm.model_copy(update={"embed_batch_size": 4, "cpu_workers": 1})
+    parallel = minilm.model_copy(update={"embed_batch_size": 4, "cpu_workers": 3})
+    assert parallel._worker_count(6) == 3 and serial._worker_count(6) == 1 and parallel._worker_count(1) == 1
+    before = torch.get_num_threads()
+    one = serial.encode(texts, temperature_override=schedule)
+    many = parallel.encode(texts, temperature_override=schedule)
+    assert torch.get_num_threads() == before  # workers set their own thread count, never the caller's
+    assert many.taus == one.taus and len(set(one.taus)) > 3
+    assert np.abs(many.embeddings - one.embeddings).max() < 1e-5
+
+
+def test_a_failing_batch_fails_the_whole_parallel_call(minilm: TempScaleEmbedding, monkeypatch) -> None:
+    parallel = minilm.model_copy(update={"embed_batch_size": 2, "cpu_workers": 2})
+    calls = []
+
+    def broken(token_ids, taus):
+        calls.append(len(token_ids))
+        raise RuntimeError("out of memory in batch")
+
+    monkeypatch.setattr(parallel, "_forward_batch", broken)
+    with pytest.raises(RuntimeError, match="out of memory in batch"):
+        parallel.encode(["a b c"] * 40)
+    assert len(calls) < 20  # the batches still queued were cancelled

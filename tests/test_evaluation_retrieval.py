@@ -181,4 +181,4 @@ def test_eval_command_reports_bad_input_clearly(tmp_path):
     good = tmp_path / "good.json"
     good.write_text('{"queries": {"q": "x"}, "corpus": {"d": "y"}, "relevant_docs": {"q": ["d"]}}')
     completed = CliRunner().invoke(app, ["eval", str(good), "--document-tau", "cold"])
-    assert completed.exit_code == 2 and "--document-tau must be a number or a schedule" in completed.output
+    assert completed.exit_code == 2 and "--document-tau must be a number like 0.8 or a schedule" in completed.output

@@ -14,17 +14,11 @@ from tempscale_index.evaluation import load_qmsum, score_run
 from tempscale_index.evaluation.embedded import EmbeddedEvaluator, chunk_dataset
 from tempscale_index.evaluation.sweep import plot_heatmap, run_sweep, sweep_markdown
 from tempscale_index.schedules import ConstantSchedule, LogLinearSchedule, PiecewiseSchedule
-from tests.qmsum_small import copy_small_qmsum
 
 
 @pytest.fixture(scope="module")
-def small_dir(qmsum_dir, tmp_path_factory):
-    return copy_small_qmsum(qmsum_dir, tmp_path_factory.mktemp("qmsum3"))
-
-
-@pytest.fixture(scope="module")
-def questions(small_dir):
-    return load_qmsum(small_dir, queries="questions")
+def questions(small_qmsum_dir):
+    return load_qmsum(small_qmsum_dir, queries="questions")
 
 
 @pytest.fixture(scope="module")
@@ -149,9 +143,9 @@ def test_chunk_dataset_rejects_an_empty_corpus(questions, minilm):
         chunk_dataset(empty, minilm)
 
 
-def test_sweep_command_writes_report_json_and_heatmap(small_dir, tmp_path):
+def test_sweep_command_writes_report_json_and_heatmap(small_qmsum_dir, tmp_path):
     output = tmp_path / "out"
-    arguments = ["sweep", str(small_dir), "-o", str(output), "--qmsum-queries", "questions"]
+    arguments = ["sweep", str(small_qmsum_dir), "-o", str(output), "--qmsum-queries", "questions"]
     arguments += ["--document-tau", "0.8", "--query-tau", "1.0", "--level", "document", "--level", "chunk"]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
@@ -159,5 +153,5 @@ def test_sweep_command_writes_report_json_and_heatmap(small_dir, tmp_path):
         assert (output / name).stat().st_size > 0
     report = (output / "sweep.md").read_text()
     assert "## chunk level" in report and "| 0.8 | 1.0 |" in report
-    bad = CliRunner().invoke(app, ["sweep", str(small_dir), "-o", str(output), "--document-tau", "hot"])
+    bad = CliRunner().invoke(app, ["sweep", str(small_qmsum_dir), "-o", str(output), "--document-tau", "hot"])
     assert bad.exit_code != 0 and "hot" in bad.output

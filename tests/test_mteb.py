@@ -18,13 +18,12 @@ from tempscale_index.evaluation import load_qmsum  # noqa: E402
 from tempscale_index.evaluation.datasets import RetrievalDataset  # noqa: E402
 from tempscale_index.evaluation.embedded import Chunk, EmbeddedEvaluator  # noqa: E402
 from tempscale_index.evaluation.mteb_encoder import TempScaleMTEBEncoder  # noqa: E402
-from tests.qmsum_small import copy_small_qmsum  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def passages(qmsum_dir, tmp_path_factory) -> RetrievalDataset:
+def passages(small_qmsum_dir) -> RetrievalDataset:
     """Specific QMSum questions against the turns that answer them (each answer span is one passage)."""
-    questions = load_qmsum(copy_small_qmsum(qmsum_dir, tmp_path_factory.mktemp("q")), queries="questions")
+    questions = load_qmsum(small_qmsum_dir, queries="questions")
     corpus, queries, qrels = {}, {}, {}
     for query_id, by_doc in list(questions.spans.items())[:12]:
         ((doc_id, ranges),) = by_doc.items()

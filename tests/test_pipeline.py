@@ -10,6 +10,7 @@ from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter,
 
 from tempscale_index.chunking import chunk_token_budget
 from tempscale_index.embedding import TAU_KEY, TOKENS_KEY, TempScaleEmbedding
+from tempscale_index.engine.onnx_backend import OnnxBackendError
 from tempscale_index.index_config import IndexConfigMismatchError
 from tempscale_index.pipeline import (
     EmptyCorpusError,
@@ -135,6 +136,26 @@ def test_filters_on_doc_id_and_file_name(built, docs, minilm):
     with pytest.raises(NotImplementedError, match="not supported"):
         TempScaleRetriever(by_id.store, minilm, filters=MetadataFilters(filters=[
             MetadataFilter(key="file_name", value="x", operator=FilterOperator.GT)])).retrieve(query)
+
+
+def test_retriever_queries_on_onnx_by_default_and_falls_back_to_torch(built, monkeypatch):
+    index_dir, _ = built
+    default = TempScaleRetriever.from_dir(index_dir, similarity_top_k=3)
+    on_torch = TempScaleRetriever.from_dir(index_dir, similarity_top_k=3, backend="torch")
+    assert default.embedding.backend == "onnx" and on_torch.embedding.backend == "torch"
+    query = "What does this package do?"
+    ids = [[hit.node.node_id for hit in retriever.retrieve(query)] for retriever in (default, on_torch)]
+    assert ids[0] == ids[1]
+
+    def no_graph(*args, **kwargs):
+        raise OnnxBackendError("cannot export this model")
+
+    monkeypatch.setattr("tempscale_index.embedding.OnnxEncoder", no_graph)
+    with pytest.warns(RuntimeWarning, match="queries run on PyTorch: cannot export this model"):
+        fallback = TempScaleRetriever.from_dir(index_dir, similarity_top_k=3)
+    assert fallback.embedding.backend == "torch"
+    with pytest.raises(OnnxBackendError):  # asked for explicitly: no silent fallback
+        TempScaleRetriever.from_dir(index_dir, similarity_top_k=3, backend="onnx")
 
 
 def test_query_engine_answers_with_a_user_llm(built):

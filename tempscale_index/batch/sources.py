@@ -16,15 +16,12 @@ from typing import Any
 import numpy as np
 import ray.data
 
+from tempscale_index.store import content_hash
+
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
 DOCUMENT_COLUMNS = ("doc_id", "text", "metadata", "content_hash", "error")
-
-
-def content_hash(doc_id: str, text: str, metadata: str) -> str:
-    """What a document is: its id, text and metadata. A changed document gets a new hash and is re-indexed."""
-    return hashlib.sha256(json.dumps([doc_id, text, metadata]).encode()).hexdigest()
 
 
 def expand_paths(paths: Iterable[str | Path]) -> dict[str, list[str]]:
@@ -75,7 +72,7 @@ def _document(doc_id: str, text: str, metadata: dict[str, Any], error: str = "")
         "doc_id": doc_id,
         "text": text,
         "metadata": metadata_json,
-        "content_hash": content_hash(doc_id, text, metadata_json),
+        "content_hash": content_hash(doc_id, [text]),
         "error": error,
     }
 

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from tempscale_index.cli import app
+from tempscale_index.cli.common import parse_schedule
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.evaluation.calibration import (
     BASELINE_LABEL,
@@ -44,18 +45,15 @@ ModelOpt = Annotated[str, typer.Option("--model", help="Hugging Face name or loc
 CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Reuse chunk/query vectors across runs.")]
 
 
-def parse_schedule(text: str) -> Schedule:
-    """A τ given on the command line: a number, or a schedule's JSON dict."""
-    text = text.strip()
+def _parse_schedule(text: str) -> Schedule:
     try:
-        value: float | dict = json.loads(text) if text.startswith("{") else float(text)
-        return as_schedule(value)
+        return parse_schedule(text.strip(), "τ")
     except (ValueError, TypeError) as exc:
-        raise typer.BadParameter(f"{text!r} is neither a τ like 0.8 nor a schedule JSON dict ({exc})") from None
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _schedules(values: list[str] | None, default: tuple[str, ...]) -> dict[str, Schedule]:
-    schedules = [parse_schedule(value) for value in (values or default)]
+    schedules = [_parse_schedule(value) for value in (values or default)]
     return {schedule_label(schedule): schedule for schedule in schedules}
 
 

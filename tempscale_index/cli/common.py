@@ -9,6 +9,8 @@ from typing import Any, NoReturn
 
 import typer
 
+from tempscale_index.schedules import Schedule, as_schedule
+
 SCHEDULE_KEYS = ("document_temperature", "query_temperature")
 CONFIG_KEYS = {
     "model", "model_name", "max_length", "query_instruction", "text_instruction", "chunk_size", "chunk_overlap",
@@ -42,6 +44,19 @@ def load_config_file(path: Path) -> dict[str, Any]:
     if unknown:
         fail(f"config file {path}: unknown keys {unknown}; known: {sorted(CONFIG_KEYS)}", 2)
     return data
+
+
+def parse_schedule(text: str, option: str) -> Schedule:
+    """A τ given on the command line: a number like 0.8, or a schedule as a JSON dict."""
+    value: Any
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError(f"{option} must be a number like 0.8 or a schedule as JSON, got {text!r}") from None
+    return as_schedule(value, option)
 
 
 def settings_for_embedding(config: dict[str, Any], doc_tau: float | None, query_tau: float | None) -> dict[str, Any]:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tempscale_index.cli import app
+from tempscale_index.cli.common import (
+    SCHEDULE_KEYS,
+    fail,
+    load_config_file,
+    parse_schedule,
+    settings_for_embedding,
+)
 from tempscale_index.evaluation.datasets import DatasetFormatError, load_dataset
 from tempscale_index.evaluation.metrics import DEFAULT_MEASURES
 from tempscale_index.schedules import ConstantSchedule, Schedule, as_schedule
@@ -82,7 +88,7 @@ def evaluate(
 ) -> None:
     """Score retrieval at document level (best chunk per document) and chunk level (span overlap)."""
     if baseline_tau is not None and compare_to is not None:
-        _fail("give either --baseline-tau or --compare-to, not both")
+        fail("give either --baseline-tau or --compare-to, not both", 2)
     # torch, transformers and LlamaIndex load only when this command runs, not for every `--help`
     from tempscale_index.embedding import TempScaleEmbedding
     from tempscale_index.evaluation.report import load_result, write_report
@@ -96,7 +102,7 @@ def evaluate(
         document_schedule, query_schedule = _schedules(config, document_tau, query_tau)
         previous = load_result(compare_to) if compare_to is not None else None
     except (DatasetFormatError, FileNotFoundError, TypeError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc), 2)
 
     embedding_options: dict[str, Any] = {"embed_batch_size": batch_size, "show_progress_bar": progress}
     for key, value in (("model_name", model), ("document_temperature", document_schedule),
@@ -129,7 +135,7 @@ def evaluate(
             previous = evaluate_tempscale(data, baseline_embedding, chunk_overlap=overlap, **options)
         comparisons = compare_results(previous, result) if previous is not None else None
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc), 2)
     command = _command_line(context)
     markdown_path, json_path = write_report(result, output, name, previous, comparisons, command)
     _print_summary(result, previous)
@@ -140,27 +146,16 @@ def _schedules(
     config: Path | None, document_tau: str | None, query_tau: str | None
 ) -> tuple[Schedule | None, Schedule | None]:
     """Schedules from the config file, each overridden by its own option; None keeps the embedding's default."""
-    chosen: dict[str, Schedule | None] = {"document_temperature": None, "query_temperature": None}
-    if config is not None:
-        try:
-            data = json.loads(config.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{config}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{config}: expected an object with document_temperature and query_temperature")
-        for key in chosen:
-            if key in data:
-                chosen[key] = as_schedule(data[key], f"{config}: {key}")
+    settings = settings_for_embedding(load_config_file(config) if config is not None else {}, None, None)
+    chosen: dict[str, Schedule | None] = {
+        key: as_schedule(settings[key], f"{config}: {key}") if key in settings else None for key in SCHEDULE_KEYS
+    }
     for key, option, text in (
         ("document_temperature", "--document-tau", document_tau),
         ("query_temperature", "--query-tau", query_tau),
     ):
         if text is not None:
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                raise ValueError(f"{option} must be a number or a schedule as JSON, got {text!r}") from None
-            chosen[key] = as_schedule(value, option)
+            chosen[key] = parse_schedule(text, option)
     return chosen["document_temperature"], chosen["query_temperature"]
 
 
@@ -196,6 +191,3 @@ def _print_summary(result: EvaluationResult, baseline: EvaluationResult | None) 
             typer.echo(line)
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(code=2)

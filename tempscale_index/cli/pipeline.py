@@ -105,6 +105,8 @@ def query_command(
     = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     snippet_chars: Annotated[int, typer.Option(help="Snippet length in the table.")] = 160,
+    backend: Annotated[str | None, typer.Option(help="Query forward pass on 'onnx' or 'torch' (default: onnx when "
+                                                "onnxruntime is installed).")] = None,
 ) -> None:
     """Search the index with the query τ; prints score, τ, source and a snippet for each chunk."""
     from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
@@ -115,6 +117,8 @@ def query_command(
         fail(f"-k must be positive, got {k}", 2)
     if not text.strip():
         fail("the query text is empty", 2)
+    if backend not in (None, "torch", "onnx"):
+        fail(f"--backend must be 'torch' or 'onnx', got {backend!r}", 2)
     filters = (
         MetadataFilters(filters=[MetadataFilter(key="file_name", value=list(file_name), operator=FilterOperator.IN)])
         if file_name
@@ -122,7 +126,7 @@ def query_command(
     )
     try:
         retriever = TempScaleRetriever.from_dir(index, similarity_top_k=k, filters=filters,
-                                                doc_ids=list(doc_id) if doc_id else None)
+                                                doc_ids=list(doc_id) if doc_id else None, backend=backend)
         results = retriever.retrieve(text)
     except Exception as exc:
         fail(error_message(exc))

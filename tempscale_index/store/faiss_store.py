@@ -24,6 +24,7 @@ Nothing is unpickled: nodes and documents are JSON, offsets are loaded with ``al
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -69,6 +70,12 @@ INDEX_FILE, NODES_FILE, OFFSETS_FILE, DOCUMENTS_FILE, MANIFEST_FILE = (
 )
 _PACKAGES = ("tempscale-index", "faiss-cpu", "numpy", "torch", "transformers", "sentence-transformers",
              "llama-index-core")
+
+
+def content_hash(doc_id: str, texts: Sequence[str]) -> str:
+    """What makes a document unchanged: its id and its text (parts in order). Metadata such as file dates is
+    not content, so touching a file does not re-embed it; the pipeline and the batch job share this hash."""
+    return hashlib.sha256(json.dumps([doc_id, *texts], ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 @dataclass
