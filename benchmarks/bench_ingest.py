@@ -6,14 +6,15 @@ the plain model, so the comparison is about the pipeline):
 
 - ours:       ``tempscale_index.pipeline.ingest`` (batched, length-sorted embedding, FAISS Flat, atomic commit),
               with its default CPU workers (one single-threaded forward pass per core) and with one worker
-              (one forward pass on all of torch's threads, as LlamaIndex runs it)
+              (one forward pass on all of torch's threads, as LlamaIndex runs it); with ``--int8`` also
+              ``precision="int8"`` (ONNX Runtime, quantized weights: other numbers, so a separate row)
 - LlamaIndex: ``HuggingFaceEmbedding`` + ``FaissVectorStore(IndexFlatIP)`` + ``VectorStoreIndex`` +
               ``storage_context.persist``, at its default ``embed_batch_size`` and at ours (32).
 
 The corpus is the installed packages' documentation (``--installed-docs`` corpus) or QMSum meetings
 (``--qmsum DIR``), cut to ``--max-chunks`` chunks. Each side runs ``--rounds`` times, alternating; medians.
 
-    python benchmarks/bench_ingest.py [--qmsum ../shared/datasets/qmsum/test] [--max-chunks 600] [--rounds 2]
+    python benchmarks/bench_ingest.py [--qmsum ../shared/datasets/qmsum/test] [--max-chunks 600] [--rounds 2] [--int8]
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=None, help="model tokens (default: the model window)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--int8", action="store_true", help="also time precision='int8' (ONNX Runtime)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -93,6 +95,9 @@ def main() -> None:
     ours_embedding = TempScaleEmbedding(document_temperature=1.0, query_temperature=1.0)
     one_worker = TempScaleEmbedding(document_temperature=1.0, query_temperature=1.0, cpu_workers=1)
     ours = {"tempscale-index": ours_embedding, "tempscale-index (1 worker)": one_worker}
+    if args.int8:
+        ours["tempscale-index (int8)"] = TempScaleEmbedding(document_temperature=1.0, query_temperature=1.0,
+                                                            backend="onnx", precision="int8")
     for embedding in ours.values():
         _ = embedding.weights_sha256  # hashed once per model load, outside the timing
     splitter = model_token_splitter(ours_embedding, args.chunk_size, 32)

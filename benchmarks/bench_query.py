@@ -9,7 +9,9 @@ bundled MiniLM at the query τ. For each index type:
 - store:       ``FaissStore.search`` (ids and scores), and with the k nodes read back (what the retriever does)
 - end to end:  ``TempScaleRetriever.retrieve`` (refresh check, embed, search, nodes → NodeWithScore), per backend
 
-Sides that are compared alternate query by query, so that machine noise hits them alike.
+Sides that are compared take turns in blocks of ``--block`` queries, so that machine noise hits them alike while
+neither runs right after the other's threads (a thread pool still busy from one side slows the next call of the
+other).
 
     python benchmarks/bench_query.py [--chunks 100000] [--index-types Flat,HNSW32] [--threads 2]
 """
@@ -71,14 +73,15 @@ def percentiles(values: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1e3, ordered[int(0.95 * (len(ordered) - 1))] * 1e3
 
 
-def alternate(functions: dict[str, Callable[[Any], Any]], items: list[Any]) -> dict[str, list[float]]:
-    """Seconds per item for each function, the functions taking turns on every item."""
+def alternate(functions: dict[str, Callable[[Any], Any]], items: list[Any], block: int) -> dict[str, list[float]]:
+    """Seconds per item for each function, the functions taking turns on blocks of ``block`` items."""
     out: dict[str, list[float]] = {name: [] for name in functions}
-    for item in items:
+    for start in range(0, len(items), block):
         for name, function in functions.items():
-            started = time.perf_counter()
-            function(item)
-            out[name].append(time.perf_counter() - started)
+            for item in items[start : start + block]:
+                started = time.perf_counter()
+                function(item)
+                out[name].append(time.perf_counter() - started)
     return out
 
 
@@ -88,6 +91,7 @@ def main() -> None:
     parser.add_argument("--index-types", default="Flat,HNSW32")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--block", type=int, default=20, help="queries per turn when two sides alternate")
     parser.add_argument("--threads", type=int, default=2, help="torch and FAISS threads (the target is on 2 cores)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -103,8 +107,8 @@ def main() -> None:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     query_vectors = embedding.encode(texts, "query").embeddings
     encoders = {name: partial(backend.encode, kind="query") for name, backend in backends.items()}
-    alternate(encoders, [[text] for text in texts[:5]])  # warm up
-    embed_times = alternate(encoders, [[text] for text in texts])
+    alternate(encoders, [[text] for text in texts[:5]], args.block)  # warm up
+    embed_times = alternate(encoders, [[text] for text in texts], args.block)
     print(f"{len(texts)} queries, {args.chunks} chunks, dim {embedding.dimension}, k {args.k}, threads {args.threads}, "
           f"load average {os.getloadavg()[0]:.1f}")
     for name, values in embed_times.items():
@@ -140,7 +144,8 @@ def main() -> None:
                 _, ids = store.search(q, args.k)
                 store.get_nodes([i for i in ids[0] if i >= 0])
                 store_times.append(time.perf_counter() - started)
-            end_to_end = alternate({name: retriever.retrieve for name, retriever in retrievers.items()}, texts)
+            end_to_end = alternate({name: retriever.retrieve for name, retriever in retrievers.items()}, texts,
+                                   args.block)
             r50, r95 = percentiles(raw_times)
             q50, q95 = percentiles(search_times)
             s50, s95 = percentiles(store_times)

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tempscale_index.embedding import TempScaleEmbedding
+from tempscale_index.engine.onnx_backend import Precision
 from tempscale_index.schedules import Schedule
 
 
@@ -33,6 +34,7 @@ class IndexConfig(BaseModel):
     text_instruction: str
     document_temperature: dict[str, Any]
     query_temperature: dict[str, Any]
+    precision: Precision = "float32"
 
     @classmethod
     def from_embedding(cls, embedding: TempScaleEmbedding) -> IndexConfig:
@@ -46,10 +48,12 @@ class IndexConfig(BaseModel):
             text_instruction=embedding.instruction_for("document"),
             document_temperature=embedding.document_temperature.to_dict(),
             query_temperature=embedding.query_temperature.to_dict(),
+            precision=embedding.precision,
         )
 
     def build_embedding(self, **overrides: Any) -> TempScaleEmbedding:
         """The embedding this index expects (``overrides``: device, batch size, progress bar…)."""
+        defaults = {"backend": "onnx"} if self.precision == "int8" else {}
         embedding = TempScaleEmbedding(
             model_name=self.model_name,
             max_length=self.max_length,
@@ -58,7 +62,8 @@ class IndexConfig(BaseModel):
             text_instruction=self.text_instruction,
             document_temperature=Schedule.from_dict(self.document_temperature),
             query_temperature=Schedule.from_dict(self.query_temperature),
-            **overrides,
+            precision=self.precision,
+            **{**defaults, **overrides},
         )
         self.ensure_matches(IndexConfig.from_embedding(embedding))
         return embedding

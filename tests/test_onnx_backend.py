@@ -10,7 +10,10 @@ from transformers import AutoModel
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.engine import TempScaleNotAppliedError, apply_tempscale, temperature
 from tempscale_index.engine.onnx_backend import OnnxEncoder
+from tempscale_index.index_config import IndexConfigMismatchError
+from tempscale_index.pipeline import TempScaleRetriever, ingest
 from tempscale_index.schedules import LogLinearSchedule
+from tests.pipeline_helpers import package_docs
 from tests.test_engine import CONFIGS, padded_batch
 
 pytest.importorskip("onnxruntime")
@@ -85,3 +88,28 @@ def test_graph_that_disagrees_with_the_model_is_refused(graph_cache) -> None:
         model.embeddings.word_embeddings.weight.mul_(2.0)  # the graph now holds stale weights
     with pytest.raises(TempScaleNotAppliedError, match="differs from the PyTorch model"):
         encoder._check_against(model)
+
+
+def test_int8_moves_vectors_slightly_and_keeps_tau(graph_cache) -> None:
+    full = TempScaleEmbedding(backend="onnx", document_temperature=0.8)
+    int8 = TempScaleEmbedding(backend="onnx", precision="int8", document_temperature=0.8)
+    texts = [doc.text for doc in package_docs(count=4, max_chars=900)]
+    a, b = full.encode(texts).embeddings, int8.encode(texts).embeddings
+    cosines = (a * b).sum(1)
+    assert cosines.min() > 0.95 and np.abs(a - b).max() > 1e-4  # close, and really quantized
+    assert np.abs(int8.encode(texts[:1], temperature_override=1.0).embeddings - b[:1]).max() > 1e-3
+    assert len(list(graph_cache.glob("BertModel-*-int8.onnx"))) == 1
+    with pytest.raises(ValueError, match="set backend='onnx'"):
+        TempScaleEmbedding(precision="int8")
+
+
+def test_int8_index_records_its_precision_and_queries_in_int8(tmp_path, graph_cache) -> None:
+    int8 = TempScaleEmbedding(backend="onnx", precision="int8")
+    docs = package_docs(count=3, max_chars=900)
+    ingest(docs, tmp_path / "index", int8, chunk_size=96, chunk_overlap=16)
+    retriever = TempScaleRetriever.from_dir(tmp_path / "index", similarity_top_k=2, backend="onnx")
+    assert retriever.store.config.precision == "int8" and retriever.embedding.precision == "int8"
+    node = retriever.store.get_nodes([0])[0]
+    assert retriever.retrieve(node.text)[0].node.node_id == node.node_id
+    with pytest.raises(IndexConfigMismatchError, match="precision"):
+        TempScaleRetriever.from_dir(tmp_path / "index", TempScaleEmbedding())

@@ -14,7 +14,7 @@ from tempscale_index.schedules import Schedule, as_schedule
 SCHEDULE_KEYS = ("document_temperature", "query_temperature")
 CONFIG_KEYS = {
     "model", "model_name", "max_length", "query_instruction", "text_instruction", "chunk_size", "chunk_overlap",
-    "index_type", *SCHEDULE_KEYS,
+    "index_type", "precision", *SCHEDULE_KEYS,
 }
 
 
@@ -59,8 +59,11 @@ def parse_schedule(text: str, option: str) -> Schedule:
     return as_schedule(value, option)
 
 
-def settings_for_embedding(config: dict[str, Any], doc_tau: float | None, query_tau: float | None) -> dict[str, Any]:
-    settings = {key: config[key] for key in ("max_length", "query_instruction", "text_instruction") if key in config}
+def settings_for_embedding(
+    config: dict[str, Any], doc_tau: float | None, query_tau: float | None, precision: str | None = None
+) -> dict[str, Any]:
+    keys = ("max_length", "query_instruction", "text_instruction", "precision")
+    settings = {key: config[key] for key in keys if key in config}
     if "model" in config or "model_name" in config:
         settings["model_name"] = config.get("model_name", config.get("model"))
     for key in SCHEDULE_KEYS:
@@ -70,6 +73,10 @@ def settings_for_embedding(config: dict[str, Any], doc_tau: float | None, query_
         settings["document_temperature"] = doc_tau
     if query_tau is not None:
         settings["query_temperature"] = query_tau
+    if precision is not None:
+        settings["precision"] = precision
+    if settings.get("precision") == "int8":
+        settings["backend"] = "onnx"  # int8 runs on ONNX Runtime
     return settings
 
 
@@ -93,6 +100,8 @@ def embedding_for(index: Path, settings: dict[str, Any]) -> Any:
         "text_instruction": stored.text_instruction,
         "document_temperature": stored.document_temperature,
         "query_temperature": stored.query_temperature,
+        "precision": stored.precision,
+        **({"backend": "onnx"} if stored.precision == "int8" else {}),
     }
     return TempScaleEmbedding(**{**base, **settings})
 

@@ -73,6 +73,9 @@ def evaluate(
         typer.Option("--index", "-i", help="Evaluate this ingest index (created from the dataset if missing)."),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model name or path (default: bundled all-MiniLM-L6-v2).")] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="float32 (default) or int8 (quantized weights on ONNX Runtime).")
+    ] = None,
     chunk_size: Annotated[int | None, typer.Option(help="Chunk size in model tokens (default: the window).")] = None,
     chunk_overlap: Annotated[
         int | None, typer.Option(help="Chunk overlap in model tokens (default: 32, or the index's own).")
@@ -89,6 +92,8 @@ def evaluate(
     """Score retrieval at document level (best chunk per document) and chunk level (span overlap)."""
     if baseline_tau is not None and compare_to is not None:
         fail("give either --baseline-tau or --compare-to, not both", 2)
+    if precision not in (None, "float32", "int8"):
+        fail(f"--precision must be 'float32' or 'int8', got {precision!r}", 2)
     # torch, transformers and LlamaIndex load only when this command runs, not for every `--help`
     from tempscale_index.embedding import TempScaleEmbedding
     from tempscale_index.evaluation.report import load_result, write_report
@@ -106,9 +111,11 @@ def evaluate(
 
     embedding_options: dict[str, Any] = {"embed_batch_size": batch_size, "show_progress_bar": progress}
     for key, value in (("model_name", model), ("document_temperature", document_schedule),
-                       ("query_temperature", query_schedule)):
+                       ("query_temperature", query_schedule), ("precision", precision)):
         if value is not None:
             embedding_options[key] = value
+    if precision == "int8":
+        embedding_options["backend"] = "onnx"
     customized = len(embedding_options) > 2
     options: dict[str, Any] = {
         "chunk_size": chunk_size,
