@@ -1,9 +1,11 @@
 """Batch-job throughput with 1 and 2 embedding workers, side by side in one run (one local Ray instance).
 
-    python benchmarks/bench_batch_ray.py [--meetings 12] [--qmsum DIR]
+    python benchmarks/bench_batch_ray.py [--meetings 12] [--qmsum DIR] [--documents-per-batch 1]
 
 Each run indexes the same QMSum meetings (JSON Lines) into a fresh FAISS index; throughput is committed chunks
 per second of the whole job (reading, chunking, embedding, committing, merging), actor start-up included.
+Batches are one meeting each by default: with the job's default of 8 documents per batch, 8 meetings would be a
+single batch, and a second worker would have nothing to do.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def main() -> None:
     parser.add_argument("--qmsum", type=Path, default=DEFAULT_QMSUM)
     parser.add_argument("--meetings", type=int, default=12)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--documents-per-batch", type=int, default=1)
     args = parser.parse_args()
 
     config = IndexConfig.from_embedding(TempScaleEmbedding())
@@ -41,7 +44,8 @@ def main() -> None:
         results = {}
         for workers in args.workers:
             sink = FaissShardSink(Path(tmp) / f"index-{workers}", config)
-            report = run_batch_job([source], sink, workers=workers, show_progress=False)
+            report = run_batch_job([source], sink, workers=workers, show_progress=False,
+                                   documents_per_batch=args.documents_per_batch)
             results[workers] = report
             print(
                 f"{workers} worker(s): {report.committed_documents} documents, {report.committed_chunks} chunks "

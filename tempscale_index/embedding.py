@@ -82,7 +82,7 @@ class TempScaleEmbedding(BaseEmbedding):
     backend: Backend = Field(
         default="torch",
         description="'torch' runs the patched model eagerly; 'onnx' runs the same patched model exported to "
-        "ONNX Runtime (CPU only, about 2.5x faster on short texts such as queries; needs the [onnx] extra).",
+        "ONNX Runtime (CPU only, 1.7-2.7x faster on short texts such as queries; needs the [onnx] extra).",
     )
     precision: Precision = Field(
         default="float32",

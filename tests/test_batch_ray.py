@@ -178,3 +178,22 @@ def test_killed_driver_rerun_loses_and_duplicates_nothing(local_ray, minilm, qms
     assert report.already_committed == committed_before
     assert report.committed_documents == len(meetings) - committed_before
     assert Counter(_faiss_chunk_ids(index_dir)) == Counter(_expected_chunk_ids(minilm, meetings))
+
+
+def test_batch_job_and_pipeline_agree_on_what_a_file_is(tmp_path):
+    """Same doc id and content hash for a text file read by either, so a folder ingested by one is a no-op for
+    the other; file metadata (dates) is not content."""
+    from tempscale_index.batch.sources import _text_file_document
+    from tempscale_index.pipeline.readers import iter_file_documents
+    from tempscale_index.store import content_hash
+
+    file = tmp_path / "notes.md"
+    file.write_text("# Notes\n\nThe budget was approved on Tuesday.\n", encoding="utf-8")
+    (document,) = iter_file_documents([file])
+    row = _text_file_document({"path": str(file.resolve()), "bytes": file.read_bytes()})
+    assert row["doc_id"] == document.doc_id
+    assert row["content_hash"] == content_hash(document.doc_id, [document.text])
+    os.utime(file, (1, 1))
+    (touched,) = iter_file_documents([file])
+    assert content_hash(touched.doc_id, [touched.text]) == row["content_hash"]
+    assert content_hash(document.doc_id, [document.text + " "]) != row["content_hash"]

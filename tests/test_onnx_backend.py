@@ -9,7 +9,7 @@ from transformers import AutoModel
 
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.engine import TempScaleNotAppliedError, apply_tempscale, temperature
-from tempscale_index.engine.onnx_backend import OnnxEncoder
+from tempscale_index.engine.onnx_backend import OnnxBackendError, OnnxEncoder
 from tempscale_index.index_config import IndexConfigMismatchError
 from tempscale_index.pipeline import TempScaleRetriever, ingest
 from tempscale_index.schedules import LogLinearSchedule
@@ -113,3 +113,14 @@ def test_int8_index_records_its_precision_and_queries_in_int8(tmp_path, graph_ca
     assert retriever.retrieve(node.text)[0].node.node_id == node.node_id
     with pytest.raises(IndexConfigMismatchError, match="precision"):
         TempScaleRetriever.from_dir(tmp_path / "index", TempScaleEmbedding())
+
+
+def test_unwritable_cache_is_a_backend_error_the_retriever_can_fall_back_from(tmp_path, monkeypatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("TEMPSCALE_INDEX_CACHE", str(blocker / "cache"))
+    torch.manual_seed(0)
+    model = AutoModel.from_config(CONFIGS["xlm-roberta"](), attn_implementation="eager").eval()
+    apply_tempscale(model)
+    with pytest.raises(OnnxBackendError, match="TEMPSCALE_INDEX_CACHE"):
+        OnnxEncoder(model, weights_sha256="elsewhere")

@@ -1,8 +1,8 @@
 """Run a TempScale-patched encoder under ONNX Runtime, with 1/τ per text as a graph input.
 
 Why: a short query's forward pass is dominated by small matrix products, which ONNX Runtime's CPU kernels run
-about 2.5× faster than eager PyTorch on a 2-core machine (``benchmarks/bench_query.py``). The graph is traced
-from the patched model itself, so the τ math is the engine's, not a second implementation; it is checked
+1.7–2.7× faster than eager PyTorch on a 2-core machine (``benchmarks/bench_query.py``). The graph is exported
+(torch.export) from the patched model itself, so the τ math is the engine's, not a second implementation; it is checked
 against the PyTorch model on a probe batch with mixed τ every time a session is opened.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tempscale_index.engine.patch import _INVERSE_TAU, TempScaleNotAppliedError, temperature
+from tempscale_index.engine.patch import TempScaleNotAppliedError, temperature, traced_temperature
 
 INVERSE_TAU_INPUT = "inverse_temperature"
 CANDIDATE_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -53,11 +53,8 @@ class _WithTemperature(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         *tensors, inverse = inputs
-        token = _INVERSE_TAU.set(inverse)
-        try:
+        with traced_temperature(inverse):
             return self.encoder(**dict(zip(self.input_names, tensors))).last_hidden_state
-        finally:
-            _INVERSE_TAU.reset(token)
 
 
 class OnnxEncoder:
@@ -81,6 +78,8 @@ class OnnxEncoder:
         self._lock = threading.Lock()
         accepted = inspect.signature(encoder.forward).parameters
         self.input_names = [name for name in CANDIDATE_INPUTS if name in accepted]
+        if not {"input_ids", "attention_mask"} <= set(self.input_names):
+            raise OnnxBackendError(f"{type(encoder).__name__}.forward takes no input_ids/attention_mask to export")
         self.precision = precision
         cache = cache_dir or default_cache_dir()
         self.path = _exported_graph(encoder, self.input_names, weights_sha256, cache)
@@ -200,7 +199,13 @@ def _exported_graph(encoder: nn.Module, input_names: list[str], weights_sha256: 
     path = cache_dir / f"{type(encoder).__name__}-{key}.onnx"
     if path.exists():
         return path
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=cache_dir, suffix=".onnx.partial")
+        os.close(handle)
+    except OSError as exc:
+        raise OnnxBackendError(f"cannot write the ONNX graph cache {cache_dir} ({exc.strerror or exc}); set "
+                               "TEMPSCALE_INDEX_CACHE to a writable folder") from exc
     wrapper = _WithTemperature(encoder, input_names).eval()
     # a padded row, so that no "mask is all ones" shortcut is traced into the graph
     example = {name: torch.ones(2, 8, dtype=torch.long) for name in input_names}
@@ -208,8 +213,6 @@ def _exported_graph(encoder: nn.Module, input_names: list[str], weights_sha256: 
     example_inputs = (*example.values(), torch.ones(2))
     batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens")
     shapes = ((*({0: batch, 1: tokens} for _ in input_names), {0: batch}),)  # forward(*inputs) is one argument
-    handle, temporary = tempfile.mkstemp(dir=cache_dir, suffix=".onnx.partial")
-    os.close(handle)
     try:
         with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")

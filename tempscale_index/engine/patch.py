@@ -46,6 +46,17 @@ def temperature(taus: float | Sequence[float] | torch.Tensor) -> Iterator[None]:
         _INVERSE_TAU.reset(token)
 
 
+@contextmanager
+def traced_temperature(inverse: torch.Tensor) -> Iterator[None]:
+    """Run with 1/τ per row taken from a tensor as is (no checks, no τ = 1 shortcut), so that an exporter can
+    trace it as a graph input."""
+    token = _INVERSE_TAU.set(inverse)
+    try:
+        yield
+    finally:
+        _INVERSE_TAU.reset(token)
+
+
 def _per_row(inverse: torch.Tensor, like: torch.Tensor, batch: int | None = None) -> torch.Tensor:
     """Reshape 1/τ to (batch, 1, …) so that it broadcasts over ``like``, whose batch is ``batch`` or its
     first dimension (a position bias shared by the batch has a batch dimension of 1)."""

@@ -82,7 +82,7 @@ class TempScaleRetriever(BaseRetriever):
     """Retrieve chunks from a :class:`FaissStore`, embedding the query with the index's query schedule.
 
     Without an ``embedding`` it builds the index's own, on ``backend``; None means ONNX Runtime when it is
-    installed (a query's forward pass runs ~2.5× faster there), falling back to PyTorch with a warning.
+    installed (a query's forward pass runs 1.7–2.7× faster there), falling back to PyTorch with a warning.
     Each ``NodeWithScore`` carries the chunk's document τ (``tempscale_tau``), token count and document id
     (``node.ref_doc_id``). With ``auto_refresh`` the retriever switches to a newer committed version of the
     index before each query (a reader never sees an uncommitted one).
