@@ -87,14 +87,14 @@ class TempScaleEmbedding(BaseEmbedding):
     precision: Precision = Field(
         default="float32",
         description="'int8' quantizes the weights (ONNX Runtime dynamic quantization, backend='onnx' only): about "
-        "2x the CPU throughput, vectors move slightly (retrieval cost measured in docs/pipeline.md).",
+        "1.4x faster ingestion on CPU, at a retrieval cost measured in docs/pipeline.md; opt-in.",
     )
     cpu_workers: int | None = Field(
         default=None,
         ge=1,
         description="On CPU, batches run side by side on this many threads, each with an equal share of torch's "
         "intra-op threads; None uses one per intra-op thread. Two single-threaded forward passes outrun one "
-        "two-threaded pass on small CPUs (benchmarks/bench_embedding.py).",
+        "two-threaded pass on small CPUs (benchmarks/bench_ingest.py).",
     )
     query_temperature: Schedule = Field(
         default_factory=lambda: DEFAULT_QUERY_SCHEDULE,
@@ -111,6 +111,8 @@ class TempScaleEmbedding(BaseEmbedding):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if self.precision == "int8" and self.backend != "onnx":
+            raise ValueError("precision='int8' runs on ONNX Runtime: set backend='onnx' as well")
         self._model = load_sentence_transformer(self.model_name, self.device, self.trust_remote_code)
         transformer = self._model[0]
         transformer.unpad_inputs = False  # each text must keep its own batch row, and so its own τ
@@ -119,8 +121,6 @@ class TempScaleEmbedding(BaseEmbedding):
         else:
             self.max_length = int(self._model.max_seq_length or self._model.tokenizer.model_max_length)
         apply_tempscale(transformer.auto_model)
-        if self.precision == "int8" and self.backend != "onnx":
-            raise ValueError("precision='int8' runs on ONNX Runtime: set backend='onnx' as well")
         if self.backend == "onnx":
             text = getattr(transformer, "modality_config", {}).get("text", {})
             if text.get("method_output_name", "last_hidden_state") != "last_hidden_state":
