@@ -42,6 +42,7 @@ Kind = Literal["query", "document"]
 Backend = Literal["torch", "onnx"]
 TAU_KEY, TOKENS_KEY, MODEL_KEY = "tempscale_tau", "tempscale_tokens", "tempscale_model"
 METADATA_KEYS = (TAU_KEY, TOKENS_KEY, MODEL_KEY)
+MAX_DEFAULT_CPU_WORKERS = 4  # measured on 2 cores only; more workers hold more batches' activations at once
 
 dispatcher = get_dispatcher(__name__)
 
@@ -93,8 +94,8 @@ class TempScaleEmbedding(BaseEmbedding):
         default=None,
         ge=1,
         description="On CPU, batches run side by side on this many threads, each with an equal share of torch's "
-        "intra-op threads; None uses one per intra-op thread. Two single-threaded forward passes outrun one "
-        "two-threaded pass on small CPUs (benchmarks/bench_ingest.py).",
+        "intra-op threads; None uses one per intra-op thread, at most 4 (activations grow with the workers). Two "
+        "single-threaded forward passes outrun one two-threaded pass on small CPUs (benchmarks/bench_ingest.py).",
     )
     query_temperature: Schedule = Field(
         default_factory=lambda: DEFAULT_QUERY_SCHEDULE,
@@ -240,7 +241,7 @@ class TempScaleEmbedding(BaseEmbedding):
     def _worker_count(self, num_batches: int) -> int:
         if num_batches < 2 or self._model.device.type != "cpu":
             return 1
-        return min(num_batches, self.cpu_workers or torch.get_num_threads())
+        return min(num_batches, self.cpu_workers or min(torch.get_num_threads(), MAX_DEFAULT_CPU_WORKERS))
 
     def _forward_batch(self, token_ids: list[list[int]], taus: list[float]) -> np.ndarray:
         features = self.tokenizer.pad({"input_ids": token_ids}, return_tensors="pt")

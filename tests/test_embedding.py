@@ -217,3 +217,11 @@ def test_a_failing_batch_fails_the_whole_parallel_call(minilm: TempScaleEmbeddin
     with pytest.raises(RuntimeError, match="out of memory in batch"):
         parallel.encode(["a b c"] * 40)
     assert len(calls) < 20  # the batches still queued were cancelled
+
+
+def test_default_workers_follow_torch_threads_up_to_four(minilm: TempScaleEmbedding, monkeypatch) -> None:
+    assert minilm.cpu_workers is None
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert minilm._worker_count(10) == 2 and minilm._worker_count(1) == 1
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 16)
+    assert minilm._worker_count(10) == 4 and minilm._worker_count(3) == 3
