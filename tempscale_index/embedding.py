@@ -88,7 +88,7 @@ class TempScaleEmbedding(BaseEmbedding):
     precision: Precision = Field(
         default="float32",
         description="'int8' quantizes the weights (ONNX Runtime dynamic quantization, backend='onnx' only): about "
-        "1.4x faster ingestion on CPU, at a retrieval cost measured in docs/pipeline.md; opt-in.",
+        "1.2-1.3x faster ingestion on CPU, at a retrieval cost measured in docs/pipeline.md; opt-in.",
     )
     cpu_workers: int | None = Field(
         default=None,

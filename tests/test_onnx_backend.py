@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from tests.pipeline_helpers import package_docs
 from tests.test_engine import CONFIGS, padded_batch
 
 pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +101,10 @@ def test_int8_moves_vectors_slightly_and_keeps_tau(graph_cache) -> None:
     cosines = (a * b).sum(1)
     assert cosines.min() > 0.95 and np.abs(a - b).max() > 1e-4  # close, and really quantized
     assert np.abs(int8.encode(texts[:1], temperature_override=1.0).embeddings - b[:1]).max() > 1e-3
-    assert len(list(graph_cache.glob("BertModel-*-int8.onnx"))) == 1
+    (graph,) = graph_cache.glob("BertModel-*-int8.onnx")
+    kinds = Counter(node.op_type for node in onnx.load(str(graph)).graph.node)
+    # per layer: query, key, value, attention output and FFN up quantized; the FFN down projection kept float32
+    assert kinds["MatMulInteger"] == 5 * 6 and kinds["MatMul"] == 3 * 6  # (+ the two attention products)
     with pytest.raises(ValueError, match="set backend='onnx'"):
         TempScaleEmbedding(precision="int8")
 

@@ -43,7 +43,7 @@ def ingest_command(
     ] = None,
     model: Annotated[str | None, typer.Option(help="Embedding model (default: the bundled all-MiniLM-L6-v2).")] = None,
     precision: Annotated[
-        str | None, typer.Option(help="float32 (default) or int8: quantized weights on ONNX Runtime, ~2x faster "
+        str | None, typer.Option(help="float32 (default) or int8: quantized weights on ONNX Runtime, ~1.2x faster "
                                  "on CPU, slightly different vectors (docs/pipeline.md).")
     ] = None,
     extensions: Annotated[
