@@ -83,7 +83,8 @@ class TempScaleEmbedding(BaseEmbedding):
     backend: Backend = Field(
         default="torch",
         description="'torch' runs the patched model eagerly; 'onnx' runs the same patched model exported to "
-        "ONNX Runtime (CPU only, 1.7-2.7x faster on short texts such as queries; needs the [onnx] extra).",
+        "ONNX Runtime (CPU only, 1.7-2.7x faster on short texts such as queries; needs the [onnx] extra). "
+        "precision='int8' implies 'onnx'.",
     )
     precision: Precision = Field(
         default="float32",
@@ -111,9 +112,11 @@ class TempScaleEmbedding(BaseEmbedding):
     _onnx: OnnxEncoder | None = PrivateAttr(default=None)
 
     def __init__(self, **kwargs: Any) -> None:
+        if kwargs.get("precision") == "int8":  # int8 exists only as an ONNX Runtime graph
+            kwargs.setdefault("backend", "onnx")
+        if kwargs.get("precision") == "int8" and kwargs["backend"] != "onnx":
+            raise ValueError("precision='int8' runs on ONNX Runtime, not backend='torch'")
         super().__init__(**kwargs)
-        if self.precision == "int8" and self.backend != "onnx":
-            raise ValueError("precision='int8' runs on ONNX Runtime: set backend='onnx' as well")
         self._model = load_sentence_transformer(self.model_name, self.device, self.trust_remote_code)
         transformer = self._model[0]
         transformer.unpad_inputs = False  # each text must keep its own batch row, and so its own τ

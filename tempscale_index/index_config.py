@@ -53,7 +53,6 @@ class IndexConfig(BaseModel):
 
     def build_embedding(self, **overrides: Any) -> TempScaleEmbedding:
         """The embedding this index expects (``overrides``: device, batch size, progress bar…)."""
-        defaults = {"backend": "onnx"} if self.precision == "int8" else {}
         embedding = TempScaleEmbedding(
             model_name=self.model_name,
             max_length=self.max_length,
@@ -63,7 +62,7 @@ class IndexConfig(BaseModel):
             document_temperature=Schedule.from_dict(self.document_temperature),
             query_temperature=Schedule.from_dict(self.query_temperature),
             precision=self.precision,
-            **{**defaults, **overrides},
+            **overrides,
         )
         self.ensure_matches(IndexConfig.from_embedding(embedding))
         return embedding

@@ -164,6 +164,7 @@ def test_eval_command_ingests_an_index_then_reuses_it(meetings, evaluated, tmp_p
     completed = CliRunner().invoke(app, arguments)
     assert completed.exit_code == 0, completed.output
     payload = json.loads((second / "eval.json").read_text())
+    assert payload["result"]["settings"]["precision"] == "float32"  # the report says how to rerun it
     for level in evaluated.levels:
         assert payload["comparisons"][level] and all(c["mean_diff"] == 0.0 for c in payload["comparisons"][level])
     command = payload["command"]

@@ -105,8 +105,9 @@ def test_int8_moves_vectors_slightly_and_keeps_tau(graph_cache) -> None:
     kinds = Counter(node.op_type for node in onnx.load(str(graph)).graph.node)
     # per layer: query, key, value, attention output and FFN up quantized; the FFN down projection kept float32
     assert kinds["MatMulInteger"] == 5 * 6 and kinds["MatMul"] == 3 * 6  # (+ the two attention products)
-    with pytest.raises(ValueError, match="set backend='onnx'"):
-        TempScaleEmbedding(precision="int8")
+    with pytest.raises(ValueError, match="not backend='torch'"):
+        TempScaleEmbedding(precision="int8", backend="torch")
+    assert TempScaleEmbedding(precision="int8").backend == "onnx"
 
 
 def test_int8_index_records_its_precision_and_queries_in_int8(tmp_path, graph_cache) -> None:

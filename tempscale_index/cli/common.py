@@ -75,8 +75,6 @@ def settings_for_embedding(
         settings["query_temperature"] = query_tau
     if precision is not None:
         settings["precision"] = precision
-    if settings.get("precision") == "int8":
-        settings["backend"] = "onnx"  # int8 runs on ONNX Runtime
     return settings
 
 
@@ -101,7 +99,6 @@ def embedding_for(index: Path, settings: dict[str, Any]) -> Any:
         "document_temperature": stored.document_temperature,
         "query_temperature": stored.query_temperature,
         "precision": stored.precision,
-        **({"backend": "onnx"} if stored.precision == "int8" else {}),
     }
     return TempScaleEmbedding(**{**base, **settings})
 

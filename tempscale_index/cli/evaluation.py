@@ -114,8 +114,6 @@ def evaluate(
                        ("query_temperature", query_schedule), ("precision", precision)):
         if value is not None:
             embedding_options[key] = value
-    if precision == "int8":
-        embedding_options["backend"] = "onnx"
     customized = len(embedding_options) > 2
     options: dict[str, Any] = {
         "chunk_size": chunk_size,

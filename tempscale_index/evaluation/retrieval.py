@@ -255,6 +255,16 @@ def evaluate_retriever(
     )
 
 
+def embedding_settings(embedding: TempScaleEmbedding) -> dict[str, Any]:
+    """What a report records of the embedding: enough to rerun it."""
+    return {
+        "model": embedding.model_name,
+        "document_temperature": embedding.document_temperature.to_dict(),
+        "query_temperature": embedding.query_temperature.to_dict(),
+        "precision": embedding.precision,
+    }
+
+
 def evaluate_tempscale(
     dataset: RetrievalDataset,
     embedding: TempScaleEmbedding,
@@ -274,9 +284,7 @@ def evaluate_tempscale(
     query_ids = dataset.judged_query_ids
     vectors = embedding.encode([dataset.queries[query_id] for query_id in query_ids], "query").embeddings
     settings = {
-        "model": embedding.model_name,
-        "document_temperature": embedding.document_temperature.to_dict(),
-        "query_temperature": embedding.query_temperature.to_dict(),
+        **embedding_settings(embedding),
         "chunk_size": chunk_size if chunk_size is not None else chunk_token_budget(embedding),
         "chunk_overlap": chunk_overlap,
         "top_k": top_k,
@@ -333,9 +341,7 @@ def evaluate_index(
     nodes = store.get_nodes([node_id for record in store.documents.values() for node_id in record.node_ids])
     settings = {
         "index": str(index_dir),
-        "model": retriever.embedding.model_name,
-        "document_temperature": retriever.embedding.document_temperature.to_dict(),
-        "query_temperature": retriever.embedding.query_temperature.to_dict(),
+        **embedding_settings(retriever.embedding),
         **store.chunking,
         "top_k": top_k,
     }
