@@ -2,26 +2,28 @@
 
 Supervised mode searches constant and length-dependent schedules on a dev split of the user's queries and keeps
 τ = 1 unless the best pair beats it by a paired test: with a few dozen dev queries, an untested maximum is
-mostly noise. The unsupervised mode needs no queries: it runs the same search on pseudo-queries cut from the
-corpus itself (the inverse cloze task of Lee et al., ACL 2019), so it lowers τ only where the corpus's own text
-is retrieved better at a lower τ, and otherwise keeps τ = 1.
+mostly noise. The unsupervised mode needs no queries: it asks ``tempscale_index.selection`` whether halves of the
+corpus's own chunks stand out more from other chunks at τ < 1, and otherwise keeps τ = 1. (Cloze pseudo-queries,
+its earlier signal, are windows cut from the document they must retrieve; sharper attention helps that on every
+corpus, so they could not tell a corpus that wants τ < 1 from one that does not.)
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.evaluation.datasets import RetrievalDataset
-from tempscale_index.evaluation.embedded import Chunk, EmbeddedEvaluator, Level, chunk_dataset
+from tempscale_index.evaluation.embedded import EmbeddedEvaluator, Level, chunk_dataset
 from tempscale_index.evaluation.metrics import mean_scores
 from tempscale_index.evaluation.sweep import SweepResult, run_sweep, schedule_label
 from tempscale_index.schedules import ConstantSchedule, PiecewiseSchedule, Schedule
+from tempscale_index.selection import select_document_schedule
 
 BASELINE_LABEL = "1.0"
 
@@ -120,73 +122,16 @@ def calibrate_supervised(
     return calibration, sweep
 
 
-def cloze_dataset(
-    texts: Sequence[str],
-    embedding: TempScaleEmbedding,
-    n_queries: int = 400,
-    query_tokens: int = 32,
-    seed: int = 0,
-) -> RetrievalDataset:
-    """Labelled pseudo-queries from unlabelled text: a window of ``query_tokens`` tokens cut out of a chunk is
-    the query, and that chunk with the window removed is its one relevant document.
+def calibrate_unsupervised(embedding: TempScaleEmbedding, dataset: RetrievalDataset, seed: int = 0) -> Calibration:
+    """Choose the document schedule from the corpus's own chunks with the selector; no queries or qrels read.
 
-    Chunks come from the ingestion splitter, so the pseudo-documents have the lengths the index will hold; only
-    chunks of at least three query lengths are used, so that most of each document remains.
+    The corpus is chunked as ingestion chunks it, so the selector sees the texts the index will hold. The query
+    schedule is kept as the embedding has it: corpus text says little about how questions want to be embedded.
     """
-    if n_queries < 2 or query_tokens < 1:
-        raise ValueError(f"need n_queries >= 2 and query_tokens >= 1, got {n_queries} and {query_tokens}")
-    source = RetrievalDataset(
-        name="corpus", corpus={f"text-{i}": text for i, text in enumerate(texts)}, queries={}, qrels={}
+    chunks = chunk_dataset(dataset, embedding)
+    selection = select_document_schedule(
+        embedding, [chunk.text for chunk in chunks], [chunk.doc_id for chunk in chunks], seed=seed
     )
-    tokenizer = embedding.tokenizer
-    usable = []
-    for chunk in chunk_dataset(source, embedding):
-        offsets = tokenizer(chunk.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        if len(offsets) >= 3 * query_tokens:
-            usable.append((chunk, offsets))
-    if len(usable) < 2:
-        raise ValueError(f"the corpus has {len(usable)} chunk(s) of {3 * query_tokens}+ tokens; cloze needs at least 2")
-    rng = random.Random(seed)
-    corpus, queries, qrels = {}, {}, {}
-    for chunk, offsets in rng.sample(usable, min(n_queries, len(usable))):
-        first = rng.randrange(query_tokens, len(offsets) - 2 * query_tokens + 1)
-        start, end = offsets[first][0], offsets[first + query_tokens - 1][1]
-        corpus[chunk.chunk_id] = f"{chunk.text[:start].rstrip()} {chunk.text[end:].lstrip()}"
-        queries[chunk.chunk_id] = chunk.text[start:end]
-        qrels[chunk.chunk_id] = {chunk.chunk_id: 1}
-    return RetrievalDataset(name="cloze", corpus=corpus, queries=queries, qrels=qrels)
-
-
-def calibrate_unsupervised(
-    embedding: TempScaleEmbedding,
-    texts: Sequence[str],
-    document_schedules: Mapping[str, Schedule] | None = None,
-    n_queries: int = 300,
-    alpha: float = 0.05,
-    seed: int = 0,
-    show_progress: bool = False,
-) -> tuple[Calibration, SweepResult]:
-    """Choose the document schedule on cloze pseudo-queries from ``texts``; no qrels needed.
-
-    The query schedule is kept as the embedding has it (the measured default unless the user chose one):
-    pseudo-queries are windows of document text, not the questions users ask, so they say little about how
-    queries want to be embedded.
-    """
-    pseudo = cloze_dataset(texts, embedding, n_queries, seed=seed)
-    evaluator = EmbeddedEvaluator(pseudo, embedding, chunks=_whole_documents(pseudo), show_progress=show_progress)
-    calibration, sweep = calibrate_supervised(
-        evaluator,
-        document_schedules,
-        {BASELINE_LABEL: ConstantSchedule(1.0)},
-        "document",
-        alpha=alpha,
-        show_progress=show_progress,
-    )
-    calibration.method = "unsupervised (cloze pseudo-queries)"
-    calibration.query_temperature = embedding.query_temperature
-    return calibration, sweep
-
-
-def _whole_documents(dataset: RetrievalDataset) -> list[Chunk]:
-    """Each pseudo-document is already one chunk; re-splitting it would blur which text a query came from."""
-    return [Chunk(doc_id, doc_id, 0, len(text), text) for doc_id, text in dataset.corpus.items()]
+    evidence = {"reason": selection.reason, **selection.evidence}
+    method = "unsupervised (half-chunk discrimination, tempscale_index.selection)"
+    return Calibration(selection.schedule, embedding.query_temperature, method, evidence)
