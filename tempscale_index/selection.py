@@ -6,7 +6,7 @@ measures exactly that on the corpus: each sampled chunk is cut into two halves t
 halves) its own other half stands out. TempScale's premise is that a lower τ spreads collapsed long texts apart; where
 that holds, halves of the same chunk stand out more at τ < 1, and where a lower τ only sharpens attention on
 surface tokens, the discrimination drops. A candidate τ is chosen only when the mean paired gain over τ = 1 has a
-one-sided 95% bootstrap lower bound (resampling source documents) above zero; otherwise, or on too small a
+95% bootstrap interval (resampling source documents) entirely above zero; otherwise, or on too small a
 sample, τ = 1.
 
 Short chunks keep τ = 1 (a :class:`PiecewiseSchedule`): the collapse TempScale undoes is a long-text effect, and
@@ -35,7 +35,7 @@ MIN_HALF_TOKENS = 16  # a chunk needs two halves of at least this many tokens to
 MIN_SAMPLE = 24  # fewer usable chunks than this: too little evidence, τ = 1
 MIN_GROUPS = 8  # fewer source documents than this: the interval over documents means little, τ = 1
 N_BOOTSTRAP = 2000
-CONFIDENCE = 0.90  # two-sided; its lower end is a one-sided 95% bound, the test the directional question needs
+CONFIDENCE = 0.95  # two-sided; a 90% interval chose τ = 0.8 for MPNet on 8 privacy policies, where it loses
 
 
 @dataclass(frozen=True)
