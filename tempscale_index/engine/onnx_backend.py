@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tempscale_index.cache import cache_root
 from tempscale_index.engine.patch import TempScaleNotAppliedError, temperature, traced_temperature
 
 INVERSE_TAU_INPUT = "inverse_temperature"
@@ -39,8 +40,7 @@ class OnnxBackendError(RuntimeError):
 
 def default_cache_dir() -> Path:
     """Where exported graphs are kept: ``$TEMPSCALE_INDEX_CACHE`` or ``~/.cache/tempscale-index``."""
-    root = os.environ.get("TEMPSCALE_INDEX_CACHE") or Path.home() / ".cache" / "tempscale-index"
-    return Path(root) / "onnx"
+    return cache_root() / "onnx"
 
 
 class _WithTemperature(nn.Module):
@@ -168,6 +168,18 @@ def _quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """The exporter logs advice that is no use to our users ("torchvision is not installed…") as warnings."""
+    target = logging.getLogger(name)
+    level = target.level
+    target.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        target.setLevel(level)
+
+
 def _quantized_graph(path: Path) -> Path:
     """The int8 twin of a float32 graph (weights quantized per channel, activations at run time), cached.
 
@@ -223,7 +235,8 @@ def _exported_graph(encoder: nn.Module, input_names: list[str], weights_sha256: 
     batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens")
     shapes = ((*({0: batch, 1: tokens} for _ in input_names), {0: batch}),)  # forward(*inputs) is one argument
     try:
-        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), \
+                _quiet_logger("torch.onnx"):
             warnings.simplefilter("ignore")
             torch.onnx.export(wrapper, example_inputs, temporary, input_names=[*input_names, INVERSE_TAU_INPUT],
                               output_names=["token_embeddings"], dynamic_shapes=shapes, dynamo=True,
