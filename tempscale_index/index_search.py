@@ -130,4 +130,3 @@ class IndexSearcher:
 
     def close(self) -> None:
         self.store.close()
-

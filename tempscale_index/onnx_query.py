@@ -193,8 +193,12 @@ class OnnxQueryEncoder:
         for row, tokens in enumerate(ids):
             input_ids[row, : len(tokens)] = tokens
             mask[row, : len(tokens)] = 1
-        feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids),
-                self._inverse_tau: (1.0 / np.asarray(taus, dtype=np.float64)).astype(np.float32)}
+        feed = {
+            "input_ids": input_ids,
+            "attention_mask": mask,
+            "token_type_ids": np.zeros_like(input_ids),
+            self._inverse_tau: (1.0 / np.asarray(taus, dtype=np.float64)).astype(np.float32),
+        }
         (hidden,) = self._session.run(None, {name: feed[name] for name in self._inputs})
         vectors = self._pool(hidden, mask)
         if self.normalize:

@@ -176,8 +176,9 @@ def create_app(searcher: IndexSearcher, max_batch: int = 16, max_wait_ms: float 
 
     async def health(request: Request) -> JSONResponse:
         store = searcher.store
-        return JSONResponse({"status": "ok", "index": str(store.path), "version": store.version,
-                             "chunks": int(store.index.ntotal)})
+        return JSONResponse(
+            {"status": "ok", "index": str(store.path), "version": store.version, "chunks": int(store.index.ntotal)}
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -187,5 +188,6 @@ def create_app(searcher: IndexSearcher, max_batch: int = 16, max_wait_ms: float 
         finally:
             await batcher.stop()
 
-    return Starlette(routes=[Route("/query", query, methods=["POST"]), Route("/health", health, methods=["GET"])],
-                     lifespan=lifespan)
+    return Starlette(
+        routes=[Route("/query", query, methods=["POST"]), Route("/health", health, methods=["GET"])], lifespan=lifespan
+    )

@@ -107,7 +107,9 @@ def run_query(index: Path, *args: str) -> tuple[subprocess.CompletedProcess[str]
     modules = index.parent / "modules.json"
     done = subprocess.run(
         [sys.executable, "-c", script, "query", str(index), *args],
-        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "MODULES_OUT": str(modules)},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "MODULES_OUT": str(modules)},
         timeout=300,
     )
     return done, json.loads(modules.read_text())

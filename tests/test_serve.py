@@ -23,8 +23,16 @@ from tempscale_index.pipeline import ingest  # noqa: E402
 from tempscale_index.server import create_app  # noqa: E402
 from tests.pipeline_helpers import package_docs  # noqa: E402
 
-QUERIES = ["Jinja templates", "numerical arrays", "HTTP requests", "progress bars in the terminal",
-           "file locking between processes", "YAML parser", "tokenizer", "data validation with type hints"]
+QUERIES = [
+    "Jinja templates",
+    "numerical arrays",
+    "HTTP requests",
+    "progress bars in the terminal",
+    "file locking between processes",
+    "YAML parser",
+    "tokenizer",
+    "data validation with type hints",
+]
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +59,9 @@ def server(index_dir):
     """The app under uvicorn in a thread of this process, on a free port."""
     searcher = IndexSearcher.open(index_dir)
     assert isinstance(searcher.encoder, OnnxQueryEncoder)
-    config = uvicorn.Config(create_app(searcher, max_batch=8, max_wait_ms=5), host="127.0.0.1", port=free_port(),
-                            log_level="warning")
+    config = uvicorn.Config(
+        create_app(searcher, max_batch=8, max_wait_ms=5), host="127.0.0.1", port=free_port(), log_level="warning"
+    )
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
@@ -68,9 +77,21 @@ def server(index_dir):
 
 def cli_answer(index_dir, text: str, k: int) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", "from tempscale_index.cli import main; main()", "query", str(index_dir), text,
-         "-k", str(k), "--json"],
-        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            "from tempscale_index.cli import main; main()",
+            "query",
+            str(index_dir),
+            text,
+            "-k",
+            str(k),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -127,8 +148,9 @@ def test_concurrent_clients_all_get_their_own_answers(server) -> None:
     def client_run(offset: int) -> list[bool]:
         with httpx.Client(base_url=server, timeout=60) as client:
             texts = [QUERIES[(offset + i) % len(QUERIES)] for i in range(10)]
-            return [same_hits(client.post("/query", json={"text": text, "k": 4}).json(), expected[text])
-                    for text in texts]
+            return [
+                same_hits(client.post("/query", json={"text": text, "k": 4}).json(), expected[text]) for text in texts
+            ]
 
     with ThreadPoolExecutor(8) as pool:
         results = [ok for batch in pool.map(client_run, range(8)) for ok in batch]

@@ -17,12 +17,16 @@ def serve_command(
     index: Annotated[Path, typer.Argument(help="Index directory.")],
     host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
-    max_batch: Annotated[int, typer.Option("--max-batch", help="Most queries run in one forward pass (1: no "
-                                           "batching).")] = 16,
-    max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", help="How long a query waits for others to batch "
-                                               "with.")] = 2.0,
-    backend: Annotated[str | None, typer.Option(help="Query forward pass on 'onnx' or 'torch' (default: the "
-                                                "torch-free ONNX path when recorded).")] = None,
+    max_batch: Annotated[
+        int, typer.Option("--max-batch", help="Most queries run in one forward pass (1: no batching).")
+    ] = 16,
+    max_wait_ms: Annotated[
+        float, typer.Option("--max-wait-ms", help="How long a query waits for others to batch with.")
+    ] = 2.0,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Query forward pass on 'onnx' or 'torch' (default: the torch-free ONNX path when recorded)."),
+    ] = None,
 ) -> None:
     """Answer POST /query {"text", "k", "filters"} with the JSON of `query --json`; picks up new index versions."""
     if importlib.util.find_spec("starlette") is None or importlib.util.find_spec("uvicorn") is None:
@@ -40,6 +44,9 @@ def serve_command(
         searcher = IndexSearcher.open(index, backend=backend)
     except Exception as exc:
         fail(error_message(exc))
-    typer.echo(f"serving {index} (version {searcher.store.version}, {searcher.store.num_nodes} chunks) on "
-               f"http://{host}:{port}/query", err=True)
+    typer.echo(
+        f"serving {index} (version {searcher.store.version}, {searcher.store.num_nodes} chunks) on "
+        f"http://{host}:{port}/query",
+        err=True,
+    )
     uvicorn.run(create_app(searcher, max_batch, max_wait_ms), host=host, port=port, log_level="warning")
