@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-
 from bench_cli import CLI, QUERIES, REPO, ensure_index
 
 MODES = {"batching on": ["--max-batch", "16", "--max-wait-ms", "2"], "batching off": ["--max-batch", "1"]}
