@@ -22,11 +22,11 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
 from llama_index.core import Document  # noqa: E402
-from tempscale_index.connectors.base import stable_chunk_id  # noqa: E402
 
 from tempscale_index.batch import ConnectorSink, FaissShardSink, run_batch_job  # noqa: E402
 from tempscale_index.batch.sinks import shard_dir_for  # noqa: E402
 from tempscale_index.chunking import model_token_splitter  # noqa: E402
+from tempscale_index.connectors.base import stable_chunk_id  # noqa: E402
 from tempscale_index.embedding import TAU_KEY  # noqa: E402
 from tempscale_index.index_config import IndexConfig  # noqa: E402
 from tempscale_index.store import FaissStore  # noqa: E402
