@@ -44,11 +44,17 @@ def local_ray():
 
 
 def _meetings(qmsum_dir: Path, count: int, chars: int) -> list[tuple[str, str]]:
-    """(id, text) of the first ``count`` QMSum meetings, cut to ``chars`` characters."""
-    pairs = []
-    for file in sorted(qmsum_dir.glob("*.json"))[:count]:
+    """(id, text) of ``count`` consecutive ``chars``-character pieces of the QMSum meetings, taking the next
+    piece of each meeting in turn (``count`` may exceed the number of meetings)."""
+    texts = {}
+    for file in sorted(qmsum_dir.glob("*.json")):
         turns = json.loads(file.read_text())["meeting_transcripts"]
-        pairs.append((file.stem, "\n".join(f"{t['speaker']}: {t['content']}" for t in turns)[:chars]))
+        texts[file.stem] = "\n".join(f"{t['speaker']}: {t['content']}" for t in turns)
+    pairs = []
+    for position in range(count):
+        name = sorted(texts)[position % len(texts)]
+        piece = position // len(texts)
+        pairs.append((name if piece == 0 else f"{name}-{piece}", texts[name][piece * chars : (piece + 1) * chars]))
     return pairs
 
 
