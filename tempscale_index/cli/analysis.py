@@ -30,7 +30,7 @@ from tempscale_index.evaluation.diagnostics import (
     sample_nested_windows,
 )
 from tempscale_index.evaluation.embedded import EmbeddedEvaluator
-from tempscale_index.evaluation.retrieval import LEVELS
+from tempscale_index.evaluation.results import LEVELS
 from tempscale_index.evaluation.sweep import plot_heatmap, run_sweep, schedule_label, sweep_markdown
 from tempscale_index.models import DEFAULT_MODEL
 from tempscale_index.schedules import Schedule, as_schedule

@@ -22,7 +22,7 @@ from tempscale_index.evaluation.metrics import DEFAULT_MEASURES
 from tempscale_index.schedules import ConstantSchedule, Schedule, as_schedule
 
 if TYPE_CHECKING:
-    from tempscale_index.evaluation.retrieval import EvaluationResult
+    from tempscale_index.evaluation.results import EvaluationResult
 
 
 class DatasetFormat(str, Enum):
@@ -97,7 +97,8 @@ def evaluate(
     # torch, transformers and LlamaIndex load only when this command runs, not for every `--help`
     from tempscale_index.embedding import TempScaleEmbedding
     from tempscale_index.evaluation.report import load_result, write_report
-    from tempscale_index.evaluation.retrieval import compare_results, evaluate_index, evaluate_tempscale
+    from tempscale_index.evaluation.results import compare_results
+    from tempscale_index.evaluation.retrieval import evaluate_index, evaluate_tempscale
     from tempscale_index.index_config import IndexConfig
     from tempscale_index.pipeline.ingest import DEFAULT_CHUNK_OVERLAP
     from tempscale_index.store import FaissStore

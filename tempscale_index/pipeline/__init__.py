@@ -2,7 +2,7 @@
 
 from tempscale_index.pipeline.ingest import (
     EmptyCorpusError,
-    IngestionPipeline,
+    FaissIngestor,
     IngestReport,
     delete_documents,
     documents_from_paths,
@@ -13,8 +13,8 @@ from tempscale_index.pipeline.retriever import TempScaleRetriever, allowed_node_
 
 __all__ = [
     "EmptyCorpusError",
+    "FaissIngestor",
     "IngestReport",
-    "IngestionPipeline",
     "TempScaleRetriever",
     "allowed_node_ids",
     "delete_documents",
