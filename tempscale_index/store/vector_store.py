@@ -32,11 +32,10 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 
-from tempscale_index.index_config import IndexConfig, IndexConfigMismatchError
-from tempscale_index.schedules import Schedule
-from tempscale_index.store.errors import StoreError
-from tempscale_index.store.faiss_store import FaissStore, content_hash
+from tempscale_index.index_config import IndexConfig
+from tempscale_index.store.faiss_store import FaissStore
 from tempscale_index.store.filters import allowed_node_ids, matching_documents
+from tempscale_index.store.node_documents import add_to_document, checked_vectors, remove_from_document
 
 if TYPE_CHECKING:
     import fsspec
@@ -44,9 +43,6 @@ if TYPE_CHECKING:
     from tempscale_index.embedding import TempScaleEmbedding
 
 logger = logging.getLogger(__name__)
-
-_DOCUMENT_VALUE_TYPES = (str, int, float)
-_TAU_TOLERANCE = 1e-5
 
 
 class TempScaleFaissVectorStore(BasePydanticVectorStore):
@@ -85,13 +81,7 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         elif FaissStore.exists(persist_dir):
             store = FaissStore.open(persist_dir, _config_of(embed_model), index_factory=index_type)
         else:
-            embed_model = embed_model or _default_embedding()
-            store = FaissStore.create(
-                persist_dir,
-                _config_of(embed_model),
-                index_factory=index_type,
-                lock_timeout=kwargs.get("lock_timeout", 10.0),
-            )
+            store, embed_model = _new_store(persist_dir, embed_model, index_type, kwargs.get("lock_timeout", 10.0))
         super().__init__(persist_dir=str(store.path), **kwargs)
         if embed_model is not None:
             store.config.ensure_matches(_config_of(embed_model), where=f"the index at {store.path}")
@@ -122,13 +112,7 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
     ) -> TempScaleFaissVectorStore:
         """A new, empty index at ``persist_dir`` for ``embed_model`` (default ``TempScaleEmbedding()``);
         ``IndexExistsError`` if one is there already."""
-        embed_model = embed_model or _default_embedding()
-        store = FaissStore.create(
-            persist_dir,
-            _config_of(embed_model),
-            index_factory=index_type,
-            lock_timeout=kwargs.get("lock_timeout", 10.0),
-        )
+        store, embed_model = _new_store(persist_dir, embed_model, index_type, kwargs.get("lock_timeout", 10.0))
         return cls(store, embed_model, **kwargs)
 
     @classmethod
@@ -163,14 +147,14 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         if not nodes:
             return []
         with self._mutex:
-            vectors = self._checked_vectors(nodes)
+            vectors = checked_vectors(self._store.config, nodes, where=f"the index at {self._store.path}")
             self._record_missing_taus(nodes)
             store = self._writer()
             by_document: dict[str, list[int]] = {}
             for position, node in enumerate(nodes):
                 by_document.setdefault(node.ref_doc_id or node.node_id, []).append(position)
             for doc_id, positions in by_document.items():
-                self._add_document(store, doc_id, [nodes[i] for i in positions], vectors[positions])
+                add_to_document(store, doc_id, [nodes[i] for i in positions], vectors[positions])
             self._node_index = None
         return [node.node_id for node in nodes]
 
@@ -188,12 +172,7 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         with self._mutex:
             store = self._writer()
             for doc_id, removed in self._select(node_ids, filters).items():
-                remaining = [i for i in store.documents[doc_id].node_ids if i not in removed]
-                if not remaining:
-                    store.delete(doc_id)
-                    continue
-                kept = store.get_nodes(remaining)
-                self._replace_document(store, doc_id, kept, _stored_vectors(store, doc_id, remaining))
+                remove_from_document(store, doc_id, removed)
             self._node_index = None
 
     def clear(self) -> None:
@@ -315,34 +294,6 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
             self._node_index = None
         return self._store
 
-    def _checked_vectors(self, nodes: Sequence[BaseNode]) -> np.ndarray:
-        from tempscale_index.embedding import MODEL_KEY, TAU_KEY, TOKENS_KEY
-
-        config = self._store.config
-        vectors = np.asarray([node.get_embedding() for node in nodes], dtype=np.float32)
-        if vectors.shape[1] != config.dimension:
-            raise ValueError(
-                f"nodes have {vectors.shape[1]}-dimensional embeddings; the index at "
-                f"{self._store.path} holds {config.dimension}-dimensional ones"
-            )
-        schedule = Schedule.from_dict(config.document_temperature)
-        for node in nodes:
-            model = node.metadata.get(MODEL_KEY)
-            if model is not None and model != config.model_name:
-                config.ensure_matches(
-                    config.model_copy(update={"model_name": model}), where=f"the index at {self._store.path}"
-                )
-            if TAU_KEY in node.metadata and TOKENS_KEY in node.metadata:
-                expected = schedule.taus([int(node.metadata[TOKENS_KEY])])[0]
-                if abs(float(node.metadata[TAU_KEY]) - expected) > _TAU_TOLERANCE:
-                    raise IndexConfigMismatchError(
-                        f"the index at {self._store.path} was built with a different embedding configuration: "
-                        f"node {node.node_id} was embedded at τ={node.metadata[TAU_KEY]} for "
-                        f"{node.metadata[TOKENS_KEY]} tokens, where the index's document_temperature "
-                        f"{config.document_temperature!r} gives τ={expected:.6g}. Embed with store.embed_model."
-                    )
-        return vectors
-
     def _record_missing_taus(self, nodes: Sequence[BaseNode]) -> None:
         """Nodes embedded by ``VectorStoreIndex`` (not by the embedding as a transformation) carry no τ: give
         them the one the document schedule assigns their embedded text, as the embedding did."""
@@ -355,26 +306,6 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         counts = embedding.token_counts([node.get_content(metadata_mode=MetadataMode.EMBED) for node in missing])
         for node, tau, count in zip(missing, embedding.schedule_for("document").taus(counts), counts):
             embedding.record_tau(node, tau, count)
-
-    def _add_document(self, store: FaissStore, doc_id: str, nodes: list[BaseNode], vectors: np.ndarray) -> None:
-        """Add ``nodes`` to document ``doc_id``, keeping its other stored nodes (re-added from their vectors)."""
-        record = store.documents.get(doc_id)
-        if record is not None:
-            replaced = {node.node_id for node in nodes}
-            kept = [
-                (i, node)
-                for i, node in zip(record.node_ids, store.get_nodes(record.node_ids))
-                if node.node_id not in replaced
-            ]
-            if kept:
-                old = _stored_vectors(store, doc_id, [i for i, _ in kept])
-                nodes, vectors = [node for _, node in kept] + nodes, np.vstack([old, vectors])
-        self._replace_document(store, doc_id, nodes, vectors)
-
-    @staticmethod
-    def _replace_document(store: FaissStore, doc_id: str, nodes: Sequence[BaseNode], vectors: np.ndarray) -> None:
-        digest = content_hash(doc_id, [node.get_content() for node in nodes])
-        store.add(doc_id, digest, nodes, vectors, _shared_metadata(nodes))
 
     def _select(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> dict[str, set[int]]:
         """Store ids per document of the nodes in ``node_ids`` (all when None) passing ``filters``."""
@@ -410,10 +341,16 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         return self._node_index
 
 
-def _default_embedding() -> TempScaleEmbedding:
-    from tempscale_index.embedding import TempScaleEmbedding
+def _new_store(
+    path: str | os.PathLike[str], embed_model: TempScaleEmbedding | None, index_type: str | None, lock_timeout: float
+) -> tuple[FaissStore, TempScaleEmbedding]:
+    """A writer over a new index at ``path`` for ``embed_model`` (default ``TempScaleEmbedding()``)."""
+    if embed_model is None:
+        from tempscale_index.embedding import TempScaleEmbedding
 
-    return TempScaleEmbedding()
+        embed_model = TempScaleEmbedding()
+    store = FaissStore.create(path, _config_of(embed_model), index_factory=index_type, lock_timeout=lock_timeout)
+    return store, embed_model
 
 
 def _config_of(embed_model: TempScaleEmbedding | None) -> IndexConfig | None:
@@ -427,30 +364,3 @@ def _local_only(fs: fsspec.AbstractFileSystem | None) -> None:
 
     if not isinstance(fs, LocalFileSystem):
         raise NotImplementedError("TempScaleFaissVectorStore keeps its index on the local file system only")
-
-
-def _stored_vectors(store: FaissStore, doc_id: str, ids: list[int]) -> np.ndarray:
-    try:
-        return store.index.reconstruct_batch(np.asarray(ids, dtype=np.int64)).astype(np.float32)
-    except RuntimeError as exc:
-        raise StoreError(
-            f"cannot change part of document {doc_id!r}: the {store.index_factory} index cannot return the vectors "
-            f"of its other nodes ({str(exc).strip().splitlines()[-1]}); add or delete a document's nodes together"
-        ) from None
-
-
-def _shared_metadata(nodes: Sequence[BaseNode]) -> dict[str, Any]:
-    """Document-level metadata: the plain values (and lists of them) every node of the document has in common,
-    τ keys aside."""
-    from tempscale_index.embedding import METADATA_KEYS
-
-    shared = {key: value for key, value in nodes[0].metadata.items() if _plain(value) and key not in METADATA_KEYS}
-    for node in nodes[1:]:
-        shared = {key: value for key, value in shared.items() if node.metadata.get(key, object()) == value}
-    return shared
-
-
-def _plain(value: Any) -> bool:
-    if isinstance(value, list):
-        return all(isinstance(item, _DOCUMENT_VALUE_TYPES) for item in value)
-    return isinstance(value, _DOCUMENT_VALUE_TYPES)
