@@ -6,6 +6,7 @@ kill during persist()."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def test_llamaindex_round_trip_build_persist_reopen_insert_delete(tmp_path, docs
     assert_tau_everywhere(hits)
 
 
-def test_one_format_with_the_cli_ingest_both_ways(tmp_path, docs, minilm):
+def test_one_format_with_the_cli_ingest_both_ways(tmp_path, docs, minilm, caplog):
     ingested = tmp_path / "ingested"
     ingest(docs[:2], ingested, minilm, chunk_size=96, chunk_overlap=16)
     store = TempScaleFaissVectorStore.from_persist_dir(ingested, embed_model=minilm)
@@ -91,12 +92,18 @@ def test_one_format_with_the_cli_ingest_both_ways(tmp_path, docs, minilm):
 
     made = tmp_path / "made"
     index = build(made, docs[2:], minilm)
-    index.vector_store.persist()
+    with caplog.at_level(logging.WARNING):
+        index.vector_store.persist(persist_path=str(tmp_path / "elsewhere" / "default__vector_store.json"))
+    assert "commits there" in caplog.text and not (tmp_path / "elsewhere").exists()
     node = index.vector_store.client.get_nodes([0])[0]
     index.vector_store.close()
     assert TempScaleRetriever.from_dir(made, minilm, similarity_top_k=1).retrieve(node.text)[0].node.text == node.text
-    report = ingest(docs[:1], made, minilm)  # and the CLI's ingest extends it
+
+    reader = TempScaleFaissVectorStore.from_persist_dir(made, embed_model=minilm)  # read-only: holds no lock
+    report = ingest(docs[:1], made, minilm)  # so the CLI's ingest can extend the index meanwhile
     assert report.documents_total == 3
+    question = VectorStoreQuery(query_embedding=minilm.get_query_embedding(docs[0].text[:300]), similarity_top_k=1)
+    assert reader.query(question).nodes[0].ref_doc_id == docs[0].doc_id  # the reader moved to the new version
 
 
 def test_tau_follows_the_recorded_document_schedule(tmp_path, docs):
