@@ -184,3 +184,8 @@ def test_vector_store_queries_filter_on_hnsw_and_ivf_without_a_model(tmp_path):
         assert result.ids[0] != nodes[4].node_id  # the nearest chunk (itself) is English: filtered out
         assert {node.node_id for node in store.get_nodes(filters=german)} == {n.node_id for n in nodes[::3]}
         store.close()
+        reopened = TempScaleFaissVectorStore.from_persist_dir(tmp_path / index_type, nprobe=2, ef_search=128)
+        assert (reopened.client.nprobe, reopened.client.ef_search) == (2, 128)
+        assert reopened.query(VectorStoreQuery(query_embedding=nodes[4].embedding, similarity_top_k=1)).ids == [
+            nodes[4].node_id
+        ]

@@ -94,12 +94,15 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         persist_dir: str | os.PathLike[str] = DEFAULT_PERSIST_DIR,
         fs: fsspec.AbstractFileSystem | None = None,
         embed_model: TempScaleEmbedding | None = None,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
         **kwargs: Any,
     ) -> TempScaleFaissVectorStore:
         """Open the committed index at ``persist_dir`` (``IndexNotFoundError`` when there is none), read-only
-        until the first change; ``embed_model``, when given, must be the one the index was built with."""
+        until the first change; ``embed_model``, when given, must be the one the index was built with.
+        ``nprobe`` (IVF) and ``ef_search`` (HNSW) trade speed for recall as in ``tempscale-index query``."""
         _local_only(fs)
-        store = FaissStore.open(persist_dir, _config_of(embed_model))
+        store = FaissStore.open(persist_dir, _config_of(embed_model), nprobe=nprobe, ef_search=ef_search)
         return cls(store, embed_model, **kwargs)
 
     @classmethod
