@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from llama_index.core import Document, StorageContext, VectorStoreIndex
+from llama_index.core import Document, StorageContext, VectorStoreIndex, load_index_from_storage
 from llama_index.core.ingestion import DocstoreStrategy, IngestionPipeline
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import TextNode
@@ -79,6 +79,23 @@ def test_llamaindex_round_trip_build_persist_reopen_insert_delete(tmp_path, docs
     assert hits[0].node.ref_doc_id == docs[3].doc_id
     assert docs[0].doc_id not in {hit.node.ref_doc_id for hit in hits}
     assert_tau_everywhere(hits)
+
+
+def test_the_faiss_vector_store_persistence_flow_works_unchanged(tmp_path, docs, minilm):
+    """FaissVectorStore's documented flow: persist the storage context into one folder, then rebuild it from
+    ``from_persist_dir`` plus ``persist_dir`` and ``load_index_from_storage``."""
+    path = str(tmp_path / "storage")
+    index = build(path, docs[:2], minilm)
+    index.storage_context.persist(persist_dir=path)
+    index.vector_store.close()
+    vector_store = TempScaleFaissVectorStore.from_persist_dir(path)
+    storage_context = StorageContext.from_defaults(vector_store=vector_store, persist_dir=path)
+    index = load_index_from_storage(storage_context, embed_model=minilm, transformations=[SPLITTER])
+    index.insert(docs[2])
+    index.storage_context.persist(persist_dir=path)
+    hits = index.as_retriever(similarity_top_k=1).retrieve(docs[2].text[:200])
+    assert hits[0].node.ref_doc_id == docs[2].doc_id
+    assert FaissStore.open(path).num_documents == 3
 
 
 def test_one_format_with_the_cli_ingest_both_ways(tmp_path, docs, minilm, caplog):
