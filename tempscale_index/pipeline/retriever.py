@@ -1,10 +1,10 @@
 """A read-only LlamaIndex retriever over a persisted FAISS store: the CLI's and the evaluator's query path.
 
 ``VectorStoreIndex.from_vector_store(TempScaleFaissVectorStore...)`` is the general LlamaIndex path (insert,
-delete, ingestion pipelines). This retriever stays for the read-only query path because it does three things that
-path cannot: it embeds queries on ONNX Runtime by default (1.7-2.7x faster forward passes, falling back to
-PyTorch), it reports the query τ it used (``last_query_tau``, printed by ``tempscale-index query``), and it needs
-no writer lock or LlamaIndex ``Settings``. Filters are the store's (``store/filters.py``)."""
+delete, ingestion pipelines). This retriever stays for the read-only query path because it does two things that
+path does not: it embeds queries on ONNX Runtime by default (1.7-2.7x faster forward passes, falling back to
+PyTorch with a warning), and it reports the query τ it used (``last_query_tau``, printed by
+``tempscale-index query``). Filters are the store's (``store/filters.py``), shared with the vector store."""
 
 from __future__ import annotations
 
