@@ -131,8 +131,9 @@ def test_config_file_with_schedules_and_index_type(corpus, tmp_path):
         (["ingest", "{corpus}", "--index", "{tmp}/i", "--index-type", "Nope7"], "error: FAISS cannot build index"),
         (["ingest", "{corpus}", "--index", "{tmp}/i", "--config", "{tmp}/bad.json"], "error: config file"),
         (["query", "{tmp}/nothing", "text"], "error: no index at"),
-        (["query", "{index}", "text", "-k", "0"], "error: -k must be positive"),
-        (["query", "{index}", "text", "--backend", "gpu"], "error: --backend must be 'torch' or 'onnx'"),
+        (["query", "{index}", "text", "-k", "0"], "error: Invalid value for '-k' / '--top-k'"),
+        (["query", "{index}", "text", "--backend", "gpu"], "error: Invalid value for '--backend'"),
+        (["ingest", "{corpus}", "--index", "{tmp}/i", "--precision", "int4"], "error: Invalid value for '--precision'"),
         (["info", "{tmp}/nothing"], "error: no index at"),
     ],
 )

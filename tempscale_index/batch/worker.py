@@ -15,6 +15,7 @@ from llama_index.core.schema import TextNode
 
 from tempscale_index.chunking import model_token_splitter
 from tempscale_index.connectors.base import stable_chunk_id
+from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
 
 CHUNK_COLUMNS = ("content_hash", "doc_id", "metadata", "chunk_count", "node", "embedding", "error")
@@ -28,7 +29,7 @@ class ChunkEmbedWorker:
     """
 
     def __init__(self, config_json: str, chunk_size: int | None, chunk_overlap: int) -> None:
-        self.embedding = IndexConfig.model_validate_json(config_json).build_embedding()
+        self.embedding = TempScaleEmbedding.from_index_config(IndexConfig.model_validate_json(config_json))
         self.splitter = model_token_splitter(self.embedding, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
         self.splitter.id_func = stable_chunk_id
 
