@@ -22,6 +22,7 @@ QUIET_ENVIRONMENT = {
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    "TORCH_LOGS": "-onnx",  # the ONNX exporter's "torchvision is not installed" lines (torch's own handler)
 }
 
 
@@ -69,7 +70,9 @@ def configure_output(verbose: bool) -> None:
 
 
 def _silence_loaded_libraries() -> None:
-    """The environment settle libraries loaded later; those already loaded (an in-process caller) are told."""
+    """The environment settles libraries loaded later; those already loaded (an in-process caller) are told."""
+    if "torch" in sys.modules:
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     if "transformers" in sys.modules:
         from transformers.utils import logging as transformers_logging
 
