@@ -161,12 +161,18 @@ def mismatch_message(exc: IndexConfigMismatchError) -> str:
     params = {param.name: param for param in context.command.params} if context is not None else {}
     given = context.params if context is not None else {}
     options: list[str] = []
+    unexplained = []
     for field in exc.differences:
-        for name in _OPTIONS_FOR_FIELD.get(field, ()):
-            if name in params and given.get(name) is not None and params[name].opts[-1] not in options:
-                options.append(params[name].opts[-1])
-    if given.get("config") is not None:
-        options.append(f"--config {given['config']} (its {', '.join(exc.differences)})")
+        given_options = [
+            params[name].opts[-1]
+            for name in _OPTIONS_FOR_FIELD.get(field, ())
+            if name in params and given.get(name) is not None
+        ]
+        options += [option for option in given_options if option not in options]
+        if not given_options:
+            unexplained.append(field)
+    if given.get("config") is not None and unexplained:
+        options.append(f"--config {given['config']} (its {', '.join(unexplained)})")
     asked = " and ".join(options) if options else "the options that change it"
     return (
         f"{exc.where} was built with a different embedding configuration ({exc.listed()}). Leave out {asked} to "

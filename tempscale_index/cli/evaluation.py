@@ -15,6 +15,7 @@ from tempscale_index.cli.common import (
     PrecisionChoice,
     QMSumQueries,
     command_line,
+    error_message,
     fail,
     load_config_file,
     parse_schedule,
@@ -131,7 +132,7 @@ def evaluate(
             previous = evaluate_tempscale(data, baseline_embedding, chunk_overlap=overlap, **options)
         comparisons = compare_results(previous, result) if previous is not None else None
     except ValueError as exc:
-        fail(str(exc), 2)
+        fail(error_message(exc), 2)
     command = command_line(context)
     markdown_path, json_path = write_report(result, output, name, previous, comparisons, command)
     _print_summary(result, previous)
