@@ -10,39 +10,17 @@ from typing import TYPE_CHECKING
 
 from tempscale_index._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
-    from tempscale_index.embedding import (
-        EncodedTexts as EncodedTexts,
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs (re-exported lazily below)
+    from tempscale_index.embedding import EncodedTexts, TempScaleEmbedding  # noqa: F401
+    from tempscale_index.engine import apply_tempscale, temperature  # noqa: F401
+    from tempscale_index.schedules import (  # noqa: F401
+        CallableSchedule,
+        ConstantSchedule,
+        LogLinearSchedule,
+        PiecewiseSchedule,
+        Schedule,
+        as_schedule,
     )
-    from tempscale_index.embedding import (
-        TempScaleEmbedding as TempScaleEmbedding,
-    )
-    from tempscale_index.engine import (
-        apply_tempscale as apply_tempscale,
-    )
-    from tempscale_index.engine import (
-        temperature as temperature,
-    )
-    from tempscale_index.schedules import (
-        CallableSchedule as CallableSchedule,
-    )
-    from tempscale_index.schedules import (
-        ConstantSchedule as ConstantSchedule,
-    )
-    from tempscale_index.schedules import (
-        LogLinearSchedule as LogLinearSchedule,
-    )
-    from tempscale_index.schedules import (
-        PiecewiseSchedule as PiecewiseSchedule,
-    )
-    from tempscale_index.schedules import (
-        Schedule as Schedule,
-    )
-    from tempscale_index.schedules import (
-        as_schedule as as_schedule,
-    )
-
-__version__ = "0.1.0"
 
 _EXPORTS = {
     "CallableSchedule": ".schedules",

@@ -14,7 +14,7 @@ from tempscale_index.engine.onnx_backend import OnnxBackendError
 from tempscale_index.index_config import IndexConfigMismatchError
 from tempscale_index.pipeline import (
     EmptyCorpusError,
-    IngestionPipeline,
+    FaissIngestor,
     TempScaleRetriever,
     delete_documents,
     ingest,
@@ -203,7 +203,7 @@ def test_ingestion_streams_in_bounded_batches(tmp_path, minilm, monkeypatch):
 
     store = FaissStore.open(tmp_path / "index", minilm_config(minilm), writable=True, create=True)
     with store:
-        pipeline = IngestionPipeline(store, minilm, chunk_size=48, chunk_overlap=0, batch_chunks=20)
+        pipeline = FaissIngestor(store, minilm, chunk_size=48, chunk_overlap=0, batch_chunks=20)
         per_doc = len(pipeline._split([Document(id_="probe", text=f"Part 0. {base}")]))
         report = pipeline.run(stream())
     assert report.documents_total == 40 and report.chunks_total == sum(sizes)

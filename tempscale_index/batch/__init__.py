@@ -9,28 +9,10 @@ from typing import TYPE_CHECKING
 
 from tempscale_index._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
-    from tempscale_index.batch.job import (
-        BatchReport as BatchReport,
-    )
-    from tempscale_index.batch.job import (
-        run_batch_job as run_batch_job,
-    )
-    from tempscale_index.batch.sinks import (
-        BatchSink as BatchSink,
-    )
-    from tempscale_index.batch.sinks import (
-        CommitLedger as CommitLedger,
-    )
-    from tempscale_index.batch.sinks import (
-        ConnectorSink as ConnectorSink,
-    )
-    from tempscale_index.batch.sinks import (
-        FaissShardSink as FaissShardSink,
-    )
-    from tempscale_index.batch.sources import (
-        read_documents as read_documents,
-    )
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs (re-exported lazily below)
+    from tempscale_index.batch.job import BatchReport, run_batch_job  # noqa: F401
+    from tempscale_index.batch.sinks import BatchSink, CommitLedger, ConnectorSink, FaissShardSink  # noqa: F401
+    from tempscale_index.batch.sources import read_documents  # noqa: F401
 
 _EXPORTS = {
     "BatchReport": ".job",

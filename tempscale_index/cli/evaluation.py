@@ -25,7 +25,7 @@ from tempscale_index.cli.common import (
 from tempscale_index.cli.output import show_progress
 
 if TYPE_CHECKING:
-    from tempscale_index.evaluation.retrieval import EvaluationResult
+    from tempscale_index.evaluation.results import EvaluationResult
     from tempscale_index.schedules import Schedule
 
 
@@ -84,7 +84,8 @@ def evaluate(
     from tempscale_index.evaluation.datasets import DatasetFormatError, load_dataset
     from tempscale_index.evaluation.metrics import DEFAULT_MEASURES
     from tempscale_index.evaluation.report import load_result, write_report
-    from tempscale_index.evaluation.retrieval import compare_results, evaluate_index, evaluate_tempscale
+    from tempscale_index.evaluation.results import compare_results
+    from tempscale_index.evaluation.retrieval import evaluate_index, evaluate_tempscale
     from tempscale_index.pipeline.ingest import DEFAULT_CHUNK_OVERLAP
     from tempscale_index.schedules import ConstantSchedule
 

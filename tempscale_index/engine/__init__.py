@@ -9,34 +9,20 @@ from typing import TYPE_CHECKING
 
 from tempscale_index._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
-    from tempscale_index.engine.adapters import (
-        ADAPTERS as ADAPTERS,
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs (re-exported lazily below)
+    from tempscale_index.engine.adapters import (  # noqa: F401
+        ADAPTERS,
+        Adapter,
+        UnsupportedArchitectureError,
+        supported_families,
     )
-    from tempscale_index.engine.adapters import (
-        Adapter as Adapter,
+    from tempscale_index.engine.patch import (  # noqa: F401
+        TempScaleNotAppliedError,
+        TempScalePatch,
+        apply_tempscale,
+        temperature,
     )
-    from tempscale_index.engine.adapters import (
-        UnsupportedArchitectureError as UnsupportedArchitectureError,
-    )
-    from tempscale_index.engine.adapters import (
-        supported_families as supported_families,
-    )
-    from tempscale_index.engine.patch import (
-        TempScaleNotAppliedError as TempScaleNotAppliedError,
-    )
-    from tempscale_index.engine.patch import (
-        TempScalePatch as TempScalePatch,
-    )
-    from tempscale_index.engine.patch import (
-        apply_tempscale as apply_tempscale,
-    )
-    from tempscale_index.engine.patch import (
-        temperature as temperature,
-    )
-    from tempscale_index.engine.precision import (
-        Precision as Precision,
-    )
+    from tempscale_index.engine.precision import Precision  # noqa: F401
 
 _EXPORTS = {
     "ADAPTERS": ".adapters",

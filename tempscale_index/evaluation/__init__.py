@@ -9,46 +9,23 @@ from typing import TYPE_CHECKING
 
 from tempscale_index._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
-    from tempscale_index.evaluation.datasets import (
-        DatasetFormatError as DatasetFormatError,
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs (re-exported lazily below)
+    from tempscale_index.evaluation.datasets import (  # noqa: F401
+        DatasetFormatError,
+        RetrievalDataset,
+        load_beir,
+        load_dataset,
+        load_llamaindex_qa,
+        load_qmsum,
     )
-    from tempscale_index.evaluation.datasets import (
-        RetrievalDataset as RetrievalDataset,
+    from tempscale_index.evaluation.metrics import (  # noqa: F401
+        DEFAULT_MEASURES,
+        chunk_qrels,
+        doc_run_from_chunks,
+        mean_scores,
+        score_run,
     )
-    from tempscale_index.evaluation.datasets import (
-        load_beir as load_beir,
-    )
-    from tempscale_index.evaluation.datasets import (
-        load_dataset as load_dataset,
-    )
-    from tempscale_index.evaluation.datasets import (
-        load_llamaindex_qa as load_llamaindex_qa,
-    )
-    from tempscale_index.evaluation.datasets import (
-        load_qmsum as load_qmsum,
-    )
-    from tempscale_index.evaluation.metrics import (
-        DEFAULT_MEASURES as DEFAULT_MEASURES,
-    )
-    from tempscale_index.evaluation.metrics import (
-        chunk_qrels as chunk_qrels,
-    )
-    from tempscale_index.evaluation.metrics import (
-        doc_run_from_chunks as doc_run_from_chunks,
-    )
-    from tempscale_index.evaluation.metrics import (
-        mean_scores as mean_scores,
-    )
-    from tempscale_index.evaluation.metrics import (
-        score_run as score_run,
-    )
-    from tempscale_index.evaluation.stats import (
-        PairedComparison as PairedComparison,
-    )
-    from tempscale_index.evaluation.stats import (
-        paired_comparison as paired_comparison,
-    )
+    from tempscale_index.evaluation.stats import PairedComparison, paired_comparison  # noqa: F401
 
 _EXPORTS = {
     "DEFAULT_MEASURES": ".metrics",

@@ -9,45 +9,22 @@ from typing import TYPE_CHECKING
 
 from tempscale_index._lazy import lazy_exports
 
-if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
-    from tempscale_index.pipeline.ingest import (
-        EmptyCorpusError as EmptyCorpusError,
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs (re-exported lazily below)
+    from tempscale_index.pipeline.ingest import (  # noqa: F401
+        EmptyCorpusError,
+        FaissIngestor,
+        IngestReport,
+        delete_documents,
+        documents_from_paths,
+        ingest,
     )
-    from tempscale_index.pipeline.ingest import (
-        IngestionPipeline as IngestionPipeline,
-    )
-    from tempscale_index.pipeline.ingest import (
-        IngestReport as IngestReport,
-    )
-    from tempscale_index.pipeline.ingest import (
-        delete_documents as delete_documents,
-    )
-    from tempscale_index.pipeline.ingest import (
-        documents_from_paths as documents_from_paths,
-    )
-    from tempscale_index.pipeline.ingest import (
-        ingest as ingest,
-    )
-    from tempscale_index.pipeline.readers import (
-        iter_file_documents as iter_file_documents,
-    )
-    from tempscale_index.pipeline.readers import (
-        iter_installed_docs as iter_installed_docs,
-    )
-    from tempscale_index.pipeline.readers import (
-        list_files as list_files,
-    )
-    from tempscale_index.pipeline.retriever import (
-        TempScaleRetriever as TempScaleRetriever,
-    )
-    from tempscale_index.pipeline.retriever import (
-        allowed_node_ids as allowed_node_ids,
-    )
+    from tempscale_index.pipeline.readers import iter_file_documents, iter_installed_docs, list_files  # noqa: F401
+    from tempscale_index.pipeline.retriever import TempScaleRetriever, allowed_node_ids  # noqa: F401
 
 _EXPORTS = {
     "EmptyCorpusError": ".ingest",
     "IngestReport": ".ingest",
-    "IngestionPipeline": ".ingest",
+    "FaissIngestor": ".ingest",
     "TempScaleRetriever": ".retriever",
     "allowed_node_ids": ".retriever",
     "delete_documents": ".ingest",
