@@ -29,9 +29,6 @@ QUIET_ENVIRONMENT = {
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is when a record comes (test runners swap it per call)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-
     @property  # type: ignore[override]
     def stream(self) -> Any:
         return sys.stderr
@@ -53,14 +50,14 @@ def configure_output(verbose: bool) -> None:
         root.removeHandler(handler)
     handler = _StderrHandler()
     root.addHandler(handler)
+    logging.getLogger("tempscale_index").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.captureWarnings(verbose)
     if verbose:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.setLevel(logging.INFO)
-        logging.captureWarnings(True)
         return
     handler.setFormatter(_OneLine())
     root.setLevel(logging.ERROR)  # third-party loggers (torch's exporter, Ray, LlamaIndex) stay silent
-    logging.getLogger("tempscale_index").setLevel(logging.WARNING)
     for key, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
     _silence_loaded_libraries()
