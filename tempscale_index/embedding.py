@@ -28,7 +28,9 @@ from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
 from tempscale_index.engine import apply_tempscale, temperature
-from tempscale_index.engine.onnx_backend import OnnxBackendError, OnnxEncoder, Precision
+from tempscale_index.engine.onnx_backend import OnnxBackendError, OnnxEncoder
+from tempscale_index.engine.precision import Precision
+from tempscale_index.index_config import IndexConfig
 from tempscale_index.models import DEFAULT_MODEL, load_sentence_transformer, weights_fingerprint
 from tempscale_index.schedules import (
     DEFAULT_DOCUMENT_SCHEDULE,
@@ -143,6 +145,15 @@ class TempScaleEmbedding(BaseEmbedding):
     @classmethod
     def class_name(cls) -> str:
         return "TempScaleEmbedding"
+
+    @classmethod
+    def from_index_config(cls, config: IndexConfig, **overrides: Any) -> TempScaleEmbedding:
+        """The embedding an index was built with. ``overrides`` set what the config does not record (device,
+        batch size, progress bar, backend); one that changes the config raises ``IndexConfigMismatchError``."""
+        recorded = config.model_dump(exclude={"weights_sha256", "dimension"})
+        embedding = cls(**{**recorded, **overrides})
+        config.ensure_matches(IndexConfig.from_embedding(embedding))
+        return embedding
 
     # -- what the model is -------------------------------------------------------------------------
 

@@ -28,14 +28,14 @@ from tempscale_index.store.filters import allowed_node_ids, compile_filters
 
 def _query_embedding(config: IndexConfig, backend: Backend | None) -> TempScaleEmbedding:
     if backend is not None:
-        return config.build_embedding(backend=backend)
+        return TempScaleEmbedding.from_index_config(config, backend=backend)
     if importlib.util.find_spec("onnxruntime") is None:
-        return config.build_embedding()
+        return TempScaleEmbedding.from_index_config(config)
     try:
-        return config.build_embedding(backend="onnx")
+        return TempScaleEmbedding.from_index_config(config, backend="onnx")
     except (OnnxBackendError, TempScaleNotAppliedError) as exc:
         warnings.warn(f"queries run on PyTorch: {exc}", RuntimeWarning, stacklevel=3)
-        return config.build_embedding()
+        return TempScaleEmbedding.from_index_config(config)
 
 
 class TempScaleRetriever(BaseRetriever):
