@@ -15,9 +15,8 @@ from importlib import metadata
 
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 
-from tempscale_index import LogLinearSchedule, TempScaleEmbedding
+from tempscale_index import LogLinearSchedule, TempScaleEmbedding, TempScaleFaissVectorStore
 from tempscale_index.chunking import model_token_splitter
-from tempscale_index.store.vector_store import TempScaleFaissVectorStore
 
 PACKAGES = ["faiss-cpu", "llama-index-core", "sentence-transformers", "transformers", "typer", "tqdm"]
 

@@ -138,7 +138,9 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         pass it to ``VectorStoreIndex.from_vector_store(store, embed_model=store.embed_model)``."""
         with self._mutex:
             if self._embed_model is None:
-                self._embed_model = self._store.config.build_embedding()
+                from tempscale_index.embedding import TempScaleEmbedding
+
+                self._embed_model = TempScaleEmbedding.from_index_config(self._store.config)
             return self._embed_model
 
     # -- writing ---------------------------------------------------------------------------------------
