@@ -30,6 +30,7 @@ _EXPORTS = {
     "PiecewiseSchedule": ".schedules",
     "Schedule": ".schedules",
     "TempScaleEmbedding": ".embedding",
+    "TempScaleFaissVectorStore": ".store.vector_store",
     "apply_tempscale": ".engine",
     "as_schedule": ".schedules",
     "temperature": ".engine",

@@ -217,6 +217,9 @@ class TempScaleEmbedding(BaseEmbedding):
     ) -> EncodedTexts:
         """Embed ``texts`` at the τ of ``kind``'s schedule (or ``temperature_override``)."""
         schedule = self.schedule_for(kind) if temperature_override is None else as_schedule(temperature_override)
+        _check_texts(texts)
+        if not texts:  # an IngestionPipeline whose docstore de-duplicated every document embeds no nodes
+            return EncodedTexts(np.zeros((0, self.dimension), dtype=np.float32), [], [])
         token_ids = self.tokenize(texts, kind)
         counts = [len(ids) for ids in token_ids]
         taus = schedule.taus(counts)
