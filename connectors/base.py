@@ -10,7 +10,6 @@ store's maintained LlamaIndex integration; every node carries ``tempscale_tau``/
 
 from __future__ import annotations
 
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -19,21 +18,12 @@ from llama_index.core import VectorStoreIndex
 from llama_index.core.schema import BaseNode, Document
 from llama_index.core.vector_stores.types import BasePydanticVectorStore
 
-from tempscale_index.chunking import model_token_splitter
+from tempscale_index.chunking import model_token_splitter, stable_chunk_id
 from tempscale_index.embedding import METADATA_KEYS, TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
 
 # Name under which the serialised IndexConfig is stored (collection metadata, property or side-table row).
 CONFIG_KEY = "tempscale_index_config"
-
-
-def stable_chunk_id(position: int, document: BaseNode) -> str:
-    """A UUID from the document's id, its content hash and the chunk's position (a LlamaIndex ``id_func``).
-
-    Re-chunking an unchanged document gives the same ids, so a retried write replaces instead of duplicating;
-    UUIDs are what Qdrant requires of point ids.
-    """
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tempscale-index:{document.node_id}:{document.hash}:{position}"))
 
 
 class MissingIndexConfigError(LookupError):
@@ -100,7 +90,7 @@ class VectorStoreConnector(ABC):
             self._vector_store = self._create_collection(IndexConfig.from_embedding(embedding))
         else:
             if embedding is None:
-                embedding = stored.build_embedding()
+                embedding = TempScaleEmbedding.from_index_config(stored)
             else:
                 stored.ensure_matches(IndexConfig.from_embedding(embedding), where=self.describe())
             self._vector_store = self._open_collection(stored)

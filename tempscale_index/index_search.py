@@ -64,7 +64,7 @@ def allowed_node_ids(store: FaissStore, filters: Any = None, doc_ids: Sequence[s
     """Node ids the filters allow (None: no restriction); imports LlamaIndex's filter helpers only when filtering."""
     if filters is None and not doc_ids:
         return None
-    from tempscale_index.pipeline.retriever import allowed_node_ids as allowed
+    from tempscale_index.store.filters import allowed_node_ids as allowed
 
     return allowed(store, filters, list(doc_ids) if doc_ids else None)
 

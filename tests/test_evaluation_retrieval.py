@@ -14,16 +14,12 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 from typer.testing import CliRunner
 
 from tempscale_index.cli import app
+from tempscale_index.evaluation.chunk_tables import chunk_table
 from tempscale_index.evaluation.datasets import load_qmsum
+from tempscale_index.evaluation.length_buckets import bucket_means, tokenizer_counter
 from tempscale_index.evaluation.report import load_result, write_report
-from tempscale_index.evaluation.retrieval import (
-    bucket_means,
-    build_vector_index,
-    chunk_table,
-    compare_results,
-    evaluate_retriever,
-    tokenizer_counter,
-)
+from tempscale_index.evaluation.results import compare_results
+from tempscale_index.evaluation.retrieval import build_vector_index, evaluate_retriever
 
 TOP_K = 200  # more than the chunks of two meetings: every chunk is ranked
 

@@ -19,7 +19,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,11 +27,11 @@ from torch import nn
 
 from tempscale_index.cache import cache_root
 from tempscale_index.engine.patch import TempScaleNotAppliedError, temperature, traced_temperature
+from tempscale_index.engine.precision import Precision
 
 INVERSE_TAU_INPUT = "inverse_temperature"
 CANDIDATE_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 PROBE_TOLERANCE = 1e-3
-Precision = Literal["float32", "int8"]
 
 
 class OnnxBackendError(RuntimeError):

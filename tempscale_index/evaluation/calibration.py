@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tempscale_index.chunking import Chunk
 from tempscale_index.embedding import TempScaleEmbedding
+from tempscale_index.evaluation.chunk_tables import chunk_dataset
 from tempscale_index.evaluation.datasets import RetrievalDataset
-from tempscale_index.evaluation.embedded import Chunk, EmbeddedEvaluator, Level, chunk_dataset
+from tempscale_index.evaluation.embedded import EmbeddedEvaluator
 from tempscale_index.evaluation.metrics import mean_scores
+from tempscale_index.evaluation.results import Level
 from tempscale_index.evaluation.sweep import SweepResult, run_sweep, schedule_label
 from tempscale_index.schedules import ConstantSchedule, PiecewiseSchedule, Schedule
 

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from llama_index.core import Document
-from llama_index.core.node_parser.node_utils import build_nodes_from_splits
-from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.core.schema import BaseNode
 from tqdm.auto import tqdm
 
-from tempscale_index.chunking import chunk_token_budget, model_token_splitter
+from tempscale_index.chunking import chunk_nodes, chunk_token_budget, embed_chunk_nodes, model_token_splitter
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
 from tempscale_index.pipeline.readers import ReadReport, SkippedFile, iter_file_documents, list_files
@@ -75,8 +74,9 @@ class _Pending:
     replaces: bool
 
 
-class IngestionPipeline:
-    """Chunk, embed and add documents to a writable :class:`FaissStore`, then commit."""
+class FaissIngestor:
+    """Chunk, embed and add documents to a writable :class:`FaissStore`, then commit (named apart from
+    LlamaIndex's ``IngestionPipeline``, which chains transformations; this one feeds one store)."""
 
     def __init__(
         self,
@@ -90,7 +90,7 @@ class IngestionPipeline:
         show_progress: bool = False,
     ) -> None:
         if not store.writable:
-            raise ValueError("IngestionPipeline needs a store opened with writable=True")
+            raise ValueError("FaissIngestor needs a store opened with writable=True")
         store.config.ensure_matches(IndexConfig.from_embedding(embedding), where=f"the index at {store.path}")
         if batch_chunks <= 0:
             raise ValueError(f"batch_chunks must be positive, got {batch_chunks}")
@@ -154,41 +154,25 @@ class IngestionPipeline:
         return _Pending(doc_id, digest, metadata, list(nodes), existing is not None)
 
     def _split(self, parts: list[Document]) -> list[BaseNode]:
-        """Chunks of each part's text, at most ``chunk_size`` model tokens each, carrying the part's metadata.
-
-        ``SentenceSplitter.get_nodes_from_documents`` takes the length of the metadata string off every chunk's
-        budget even with ``include_metadata=False``; the pipeline embeds the text alone, so it splits the text
-        alone (a long file path must not shrink the chunks)."""
+        """Chunks of each part in turn, numbered across the parts (so two equal pages get different ids)."""
         nodes: list[BaseNode] = []
         for part in parts:
-            text = part.get_content(metadata_mode=MetadataMode.NONE)
-            search_from = 0
-            for node in build_nodes_from_splits(self.splitter.split_text(text), part, id_func=self.splitter.id_func):
-                node.metadata = {**part.metadata, **node.metadata}
-                start = text.find(node.get_content(), search_from)
-                if start >= 0:
-                    node.start_char_idx, node.end_char_idx = start, start + len(node.get_content())
-                    search_from = start + 1
-                nodes.append(node)
+            nodes.extend(chunk_nodes(self.splitter, part, first_position=len(nodes)))
         return nodes
 
     def _flush(self, batch: list[_Pending], report: IngestReport) -> None:
         if not batch:
             return
-        texts = [node.get_content() for pending in batch for node in pending.nodes]
-        encoded = self.embedding.encode(texts, "document") if texts else None
+        vectors = embed_chunk_nodes(self.embedding, [node for pending in batch for node in pending.nodes])
         start = 0
         for pending in batch:
             stop = start + len(pending.nodes)
-            for position, node in enumerate(pending.nodes, start):
-                self.embedding.record_tau(node, encoded.taus[position], encoded.token_counts[position])
             if pending.replaces and pending.doc_id in self.store.documents:
                 report.chunks_removed += len(self.store.documents[pending.doc_id].node_ids)
                 report.replaced += 1
             else:
                 report.added += 1
-            self.store.add(pending.doc_id, pending.content_hash, pending.nodes, encoded.embeddings[start:stop],
-                           pending.metadata)
+            self.store.add(pending.doc_id, pending.content_hash, pending.nodes, vectors[start:stop], pending.metadata)
             report.chunks_added += len(pending.nodes)
             start = stop
 
@@ -250,20 +234,29 @@ def ingest(
         total = total if total is not None else (len(documents) if isinstance(documents, Sequence) else None)
     if embedding is None:
         embedding = (
-            IndexConfig(**FaissStore.read_manifest(index_dir)["config"]).build_embedding()
+            TempScaleEmbedding.from_index_config(IndexConfig.from_manifest(FaissStore.read_manifest(index_dir)))
             if FaissStore.exists(index_dir)
             else TempScaleEmbedding()
         )
     config = IndexConfig.from_embedding(embedding)
     extra = {} if train_size is None else {"train_size": train_size}
     with FaissStore.open(
-        index_dir, config, writable=True, create=True, index_factory=index_factory, lock_timeout=lock_timeout,
+        index_dir,
+        config,
+        writable=True,
+        create=True,
+        index_factory=index_factory,
+        lock_timeout=lock_timeout,
         **extra,
     ) as store:
         chunking = resolve_chunking(embedding, store.chunking, chunk_size, chunk_overlap)
         store.chunking = chunking
-        pipeline = IngestionPipeline(
-            store, embedding, batch_chunks=batch_chunks, commit_every=commit_every, show_progress=show_progress,
+        pipeline = FaissIngestor(
+            store,
+            embedding,
+            batch_chunks=batch_chunks,
+            commit_every=commit_every,
+            show_progress=show_progress,
             **chunking,
         )
         pipeline.run(documents, total=total, report=report)
@@ -285,8 +278,10 @@ def delete_documents(
     with FaissStore.open(index_dir, writable=True, lock_timeout=lock_timeout) as store:
         missing = [doc_id for doc_id in doc_ids if doc_id not in store.documents]
         if missing:
-            raise KeyError(f"no document with id {missing[0]!r} in the index at {index_dir}"
-                           + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            raise KeyError(
+                f"no document with id {missing[0]!r} in the index at {index_dir}"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            )
         removed = sum(store.delete(doc_id) for doc_id in doc_ids)
         return removed, store.commit()
 
