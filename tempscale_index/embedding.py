@@ -169,6 +169,11 @@ class TempScaleEmbedding(BaseEmbedding):
     def dimension(self) -> int:
         return int(self._model.get_embedding_dimension())
 
+    @property
+    def onnx_graph(self) -> str | None:
+        """The verified ONNX graph this embedding runs on (backend='onnx'), for the torch-free query path."""
+        return None if self._onnx is None else str(self._onnx.path)
+
     @cached_property
     def weights_sha256(self) -> str:
         return weights_fingerprint(self._model[0].auto_model)

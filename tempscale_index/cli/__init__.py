@@ -51,4 +51,4 @@ def main() -> None:
 
 
 # Each module registers its commands on ``app`` when imported.
-from tempscale_index.cli import analysis, batch, evaluation, pipeline  # noqa: E402,F401
+from tempscale_index.cli import analysis, batch, evaluation, pipeline, serve  # noqa: E402,F401

@@ -138,47 +138,32 @@ def query_command(
     ] = None,
 ) -> None:
     """Search the index with the query τ; prints score, τ, source and a snippet for each chunk."""
-    from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
-
-    from tempscale_index.pipeline import TempScaleRetriever
+    from tempscale_index.index_search import IndexSearcher, allowed_node_ids
 
     if not text.strip():
         fail("the query text is empty", 2)
     settings = settings_for_embedding(load_config_file(config), None, None) if config is not None else {}
-    filters = (
-        MetadataFilters(filters=[MetadataFilter(key="file_name", value=list(file_name), operator=FilterOperator.IN)])
-        if file_name
-        else None
-    )
     try:
         check_settings(index, settings)
-        retriever = TempScaleRetriever.from_dir(index, similarity_top_k=k, filters=filters,
-                                                doc_ids=list(doc_id) if doc_id else None,
-                                                backend=backend.value if backend else None)
-        results = retriever.retrieve(text)
+        searcher = IndexSearcher.open(index, backend=backend.value if backend else None)
+        filters = None
+        if file_name:  # LlamaIndex is imported only when filtering
+            from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
+
+            filters = MetadataFilters(
+                filters=[MetadataFilter(key="file_name", value=list(file_name), operator=FilterOperator.IN)]
+            )
+        answer = searcher.query(text, k, allowed_node_ids(searcher.store, filters, doc_id))
     except Exception as exc:
         fail(error_message(exc))
-    rows = []
-    for rank, hit in enumerate(results, 1):
-        metadata = hit.node.metadata
-        rows.append({
-            "rank": rank,
-            "score": round(float(hit.score), 6),
-            "tau": metadata.get("tempscale_tau"),
-            "tokens": metadata.get("tempscale_tokens"),
-            "doc_id": hit.node.ref_doc_id,
-            "source": metadata.get("file_name") or hit.node.ref_doc_id,
-            "node_id": hit.node.node_id,
-            "text": hit.node.get_content(),
-        })
     if json_output:
-        typer.echo(json.dumps({"query": text, "query_tau": retriever.last_query_tau, "results": rows}, indent=2,
-                              ensure_ascii=False))
+        typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
         return
+    rows = answer["results"]
     if not rows:
         typer.echo("no results")
         return
-    typer.echo(f"query τ = {retriever.last_query_tau:.3f}; {len(rows)} of {retriever.store.num_nodes} chunks")
+    typer.echo(f"query τ = {answer['query_tau']:.3f}; {len(rows)} of {searcher.store.num_nodes} chunks")
     typer.echo(f"{'#':>2}  {'score':>6}  {'τ':>5}  {'source':<28}  snippet")
     width = max(40, int(snippet_chars))
     for row in rows:
