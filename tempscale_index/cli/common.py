@@ -100,8 +100,9 @@ def parse_schedule(text: str, option: str) -> Schedule:
 
 
 def settings_for_embedding(
-    config: dict[str, Any], doc_tau: float | None, query_tau: float | None, precision: str | None = None
+    config: dict[str, Any], doc_tau: str | float | None, query_tau: float | None, precision: str | None = None
 ) -> dict[str, Any]:
+    """Embedding settings from a config file and options; ``doc_tau`` 'auto', a number or schedule JSON."""
     keys = ("max_length", "query_instruction", "text_instruction", "precision")
     settings = {key: config[key] for key in keys if key in config}
     if "model" in config or "model_name" in config:
@@ -110,7 +111,8 @@ def settings_for_embedding(
         if key in config:
             settings[key] = config[key]
     if doc_tau is not None:
-        settings["document_temperature"] = doc_tau
+        auto = str(doc_tau).strip().lower() == "auto"
+        settings["document_temperature"] = "auto" if auto else parse_schedule(str(doc_tau), "--doc-temperature")
     if query_tau is not None:
         settings["query_temperature"] = query_tau
     if precision is not None:
