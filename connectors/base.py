@@ -147,13 +147,12 @@ class VectorStoreConnector(ABC):
         splitter = model_token_splitter(self.embedding, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
         splitter.id_func = stable_chunk_id
         nodes = splitter(list(documents))
-        for document in documents:
+        created = self._vector_store is not None or not self.embedding.auto_pending  # else the nodes create it
+        for document in documents if created else ():
             self.delete_document(document.doc_id)
         return self.add_nodes(nodes)
 
     def delete_document(self, ref_doc_id: str) -> None:
-        if self._vector_store is None and self._embedding is not None and self._embedding.auto_pending:
-            return  # the collection does not exist yet: nothing to delete
         self.vector_store.delete(ref_doc_id)
 
     def close(self) -> None:
