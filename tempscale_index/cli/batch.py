@@ -11,7 +11,14 @@ from typing import Annotated, Any
 import typer
 
 from tempscale_index.cli import app
-from tempscale_index.cli.common import embedding_for, error_message, fail, load_config_file, settings_for_embedding
+from tempscale_index.cli.common import (
+    DocTemperatureOption,
+    embedding_for,
+    error_message,
+    fail,
+    load_config_file,
+    settings_for_embedding,
+)
 from tempscale_index.cli.output import show_progress
 
 logger = logging.getLogger(__name__)
@@ -55,14 +62,7 @@ def batch_command(
     chunk_size: Annotated[int | None, typer.Option(help="Chunk size in model tokens (default: the window).")] = None,
     chunk_overlap: Annotated[int, typer.Option(min=0, help="Overlap between chunks in model tokens.")] = 32,
     index_type: Annotated[str, typer.Option("--index-type", help="FAISS index_factory string (--index).")] = "Flat",
-    doc_temperature: Annotated[
-        str | None,
-        typer.Option(
-            "--doc-temperature",
-            "--document-tau",
-            help="Document τ: 'auto' (the default: chosen from the first documents), a number, or schedule JSON.",
-        ),
-    ] = None,
+    doc_temperature: DocTemperatureOption = None,
     query_temperature: Annotated[float | None, typer.Option("--query-temperature", help="Query τ (constant).")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="JSON/YAML file: model and schedules.")] = None,
     model: Annotated[str | None, typer.Option(help="Embedding model (default: the bundled all-MiniLM-L6-v2).")] = None,

@@ -7,7 +7,7 @@ import json
 import shlex
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from tempscale_index.schedules import Schedule
 
 SCHEDULE_KEYS = ("document_temperature", "query_temperature")
+DocTemperatureOption = Annotated[
+    str | None,
+    typer.Option(
+        "--doc-temperature",
+        "--document-tau",
+        help="Document τ: 'auto' (the default: chosen from the first documents), a number, or schedule JSON.",
+    ),
+]
 CONFIG_KEYS = {
     "model",
     "model_name",

@@ -15,6 +15,7 @@ import typer
 
 from tempscale_index.cli import app
 from tempscale_index.cli.common import (
+    DocTemperatureOption,
     PrecisionChoice,
     check_settings,
     embedding_for,
@@ -52,14 +53,7 @@ def ingest_command(
     index_type: Annotated[
         str | None, typer.Option("--index-type", help="FAISS index_factory string: Flat, HNSW32, IVF256,Flat…")
     ] = None,
-    doc_temperature: Annotated[
-        str | None,
-        typer.Option(
-            "--doc-temperature",
-            "--document-tau",
-            help="Document τ: 'auto' (the default: chosen from the first documents), a number, or schedule JSON.",
-        ),
-    ] = None,
+    doc_temperature: DocTemperatureOption = None,
     query_temperature: Annotated[float | None, typer.Option("--query-temperature", help="Query τ (constant).")] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="JSON/YAML file: model, schedules, chunking, index_type.")
