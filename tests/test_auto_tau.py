@@ -200,3 +200,12 @@ def test_the_ray_job_decides_once_on_the_driver_and_workers_embed_with_it(select
     assert len(selector.calls) == 1
     assert FaissStore.read_manifest(tmp_path / "index")["config"]["document_temperature"] == CHOSEN.to_dict()
     _assert_recorded(_stored_nodes(tmp_path / "index"), CHOSEN)
+
+
+def test_querying_an_index_with_a_fresh_auto_embedding_adopts_its_schedule(selector, docs, tmp_path):
+    from tempscale_index.pipeline.retriever import TempScaleRetriever
+
+    ingest(docs[:1], tmp_path / "index", TempScaleEmbedding(document_temperature=CHOSEN), chunk_size=128)
+    retriever = TempScaleRetriever.from_dir(tmp_path / "index", TempScaleEmbedding())
+    assert retriever.retrieve("the remote control") and not selector.calls
+    assert retriever.embedding.schedule_for("document") == CHOSEN
