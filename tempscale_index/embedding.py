@@ -227,13 +227,15 @@ class TempScaleEmbedding(BaseEmbedding):
         if self.document_temperature != AUTO:
             raise ValueError(f"document_temperature is already {self.document_temperature.to_dict()}, not 'auto'")
         texts, groups = _texts_and_groups(texts_or_nodes)
+        if not texts:
+            raise ValueError("calibrate needs a sample of the corpus's chunks, got none")
         self.resolve_document_schedule(texts, groups)
         assert self._selection is not None
         return self._selection
 
     def resolve_document_schedule(self, texts: Sequence[str], groups: Sequence[str] | None = None) -> None:
         """If 'auto' is still pending, choose the schedule from ``texts`` (exactly once, even across threads)."""
-        if self.document_temperature != AUTO:
+        if self.document_temperature != AUTO or not texts:  # no documents yet: nothing to decide from
             return
         from tempscale_index.selection import select_document_schedule
 
@@ -291,12 +293,12 @@ class TempScaleEmbedding(BaseEmbedding):
         show_progress: bool | None = None,
     ) -> EncodedTexts:
         """Embed ``texts`` at the τ of ``kind``'s schedule (or ``temperature_override``)."""
-        if kind == "document" and temperature_override is None:
-            self.resolve_document_schedule(texts)
-        schedule = self.schedule_for(kind) if temperature_override is None else as_schedule(temperature_override)
         _check_texts(texts)
         if not texts:  # an IngestionPipeline whose docstore de-duplicated every document embeds no nodes
             return EncodedTexts(np.zeros((0, self.dimension), dtype=np.float32), [], [])
+        if kind == "document" and temperature_override is None:
+            self.resolve_document_schedule(texts)
+        schedule = self.schedule_for(kind) if temperature_override is None else as_schedule(temperature_override)
         token_ids = self.tokenize(texts, kind)
         counts = [len(ids) for ids in token_ids]
         taus = schedule.taus(counts)

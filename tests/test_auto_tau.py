@@ -89,6 +89,7 @@ def test_a_transformation_call_decides_once_from_its_nodes_grouped_by_document(s
 def test_text_batches_decide_once_and_queries_never_need_it(selector, docs):
     embedding = TempScaleEmbedding()
     embedding.get_query_embedding("what did they decide?")
+    assert embedding.get_text_embedding_batch([]) == [] and embedding.auto_pending  # nothing to decide from
     with pytest.raises(RuntimeError, match="calibrate"):
         embedding.schedule_for("document")
     with pytest.raises(ValueError, match="calibrate"):
