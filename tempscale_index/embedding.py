@@ -55,6 +55,7 @@ AUTO = "auto"  # document τ chosen once from the first documents embedded (temp
 MAX_DEFAULT_CPU_WORKERS = 4  # measured on 2 cores only; more workers hold more batches' activations at once
 
 dispatcher = get_dispatcher(__name__)
+_RESOLVE_LOCK = threading.Lock()  # one for all instances (decisions are rare), so embeddings stay picklable
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,6 @@ class TempScaleEmbedding(BaseEmbedding):
     _onnx: OnnxEncoder | None = PrivateAttr(default=None)
     _selection: Selection | None = PrivateAttr(default=None)
     _auto_resolved: bool = PrivateAttr(default=False)
-    _resolve_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(self, **kwargs: Any) -> None:
         if kwargs.get("precision") == "int8":  # int8 exists only as an ONNX Runtime graph
@@ -239,7 +239,7 @@ class TempScaleEmbedding(BaseEmbedding):
             return
         from tempscale_index.selection import select_document_schedule
 
-        with self._resolve_lock:
+        with _RESOLVE_LOCK:
             if self.document_temperature == AUTO:
                 selection = select_document_schedule(self, texts, groups)
                 self._selection, self._auto_resolved = selection, True
@@ -250,7 +250,7 @@ class TempScaleEmbedding(BaseEmbedding):
         whose own schedule is still pending, ``PENDING_AUTO``, leaves it pending)."""
         if schedule == PENDING_AUTO:
             return
-        with self._resolve_lock:
+        with _RESOLVE_LOCK:
             if self.document_temperature == AUTO:
                 self.document_temperature = as_schedule(schedule, "document_temperature")
                 self._auto_resolved = True
