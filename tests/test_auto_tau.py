@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,10 +33,12 @@ class CountingSelector:
 
     def __init__(self) -> None:
         self.calls: list[list[str] | None] = []
+        self.delay = 0.0  # seconds: a slow decision widens the window a race would need
         self._real = selection_module.select_document_schedule
 
     def __call__(self, embedding, texts, groups=None, **kwargs):
         self.calls.append(None if groups is None else list(groups))
+        time.sleep(self.delay)
         return replace(self._real(embedding, texts, groups, **kwargs), schedule=CHOSEN)
 
 
@@ -113,6 +116,7 @@ def test_an_explicit_tau_never_calls_the_selector(selector, docs):
 
 def test_four_threads_embedding_first_decide_once(selector, docs):
     embedding = TempScaleEmbedding()
+    selector.delay = 0.3
     barrier = threading.Barrier(4)
     errors: list[BaseException] = []
 
