@@ -265,6 +265,8 @@ def ingest(
     elif embedding.auto_pending:
         splitter = model_token_splitter(embedding, **resolve_chunking(embedding, {}, chunk_size, chunk_overlap))
         documents = calibrate_on_first_documents(embedding, documents, splitter)
+        if embedding.auto_pending:  # not one chunk of text anywhere: nothing to decide from, nothing to index
+            raise EmptyCorpusError(_no_text_message(source, report))
     config = IndexConfig.from_embedding(embedding)
     extra = {} if train_size is None else {"train_size": train_size}
     with FaissStore.open(
@@ -288,12 +290,14 @@ def ingest(
         )
         pipeline.run(documents, total=total, report=report)
     if report.documents_seen == report.empty:
-        where = ", ".join(str(p) for p in _as_paths(source)) if _is_paths(source) else "the documents given"
-        raise EmptyCorpusError(
-            f"no text to ingest in {where}"
-            + (f" ({len(report.skipped_files)} unreadable file(s) skipped)" if report.skipped_files else "")
-        )
+        raise EmptyCorpusError(_no_text_message(source, report))
     return report
+
+
+def _no_text_message(source: Any, report: IngestReport) -> str:
+    where = ", ".join(str(p) for p in _as_paths(source)) if _is_paths(source) else "the documents given"
+    skipped = f" ({len(report.skipped_files)} unreadable file(s) skipped)" if report.skipped_files else ""
+    return f"no text to ingest in {where}{skipped}"
 
 
 def delete_documents(
