@@ -427,12 +427,14 @@ def test_lost_current_is_recovered_by_readers_and_writers(index_dir, caplog):
         assert store.version == 2 and set(store.documents) == {"a", "b"}
     assert "recovered the newest complete, verified version" in caplog.text and "v-000002" in caplog.text
     assert not (index_dir / "CURRENT").exists()  # readers do not write
+    reader = FaissStore.open(index_dir)
+    assert not reader.refresh()
     with FaissStore.open(index_dir, fake_config(DIM), writable=True, create=True) as store:  # what ingest does
         assert store.version == 2 and set(store.documents) == {"a", "b"}
         add_docs(store, {"c": 1}, seed=4)
         assert store.commit() == 3
-    with FaissStore.open(index_dir) as store:
-        assert set(store.documents) == {"a", "b", "c"}
+    assert reader.refresh() and set(reader.documents) == {"a", "b", "c"}
+    reader.close()
 
 
 def test_creating_over_versions_whose_current_is_lost_is_refused(index_dir):

@@ -181,7 +181,7 @@ class FaissStore:
         """Read-only stores: switch to the newest committed version if there is one. Returns whether it did."""
         if self._lock is not None:
             raise StoreError("a writer sees its own changes; refresh() is for readers")
-        if versions.read_pointer(self.path).name == self.version_name:
+        if versions.latest_name(self.path) == self.version_name:  # cheap: refresh runs before every query
             return False
         tuning = (self.vectors.nprobe, self.vectors.ef_search)
         self._load_current(verify)

@@ -35,6 +35,7 @@ CURRENT, VERSIONS, LOCK = "CURRENT", "versions", "writer.lock"
 KEEP_VERSIONS = 2  # the current version and the one before it, for readers still loading it
 _VERSION_NAME = re.compile(r"v-(\d+)")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_WARNED_OLD_FORMAT: set[Path] = set()  # directories whose old-format CURRENT was reported (once per process)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,15 @@ def has_versions(root: Path) -> bool:
     return (root / CURRENT).is_file() or bool(committed_versions(root))
 
 
+def latest_name(root: Path) -> str | None:
+    """A cheap look at which version is newest (``CURRENT``'s name, else the newest folder), to notice commits."""
+    try:
+        return (root / CURRENT).read_text(encoding="utf-8").split()[0]
+    except (FileNotFoundError, IndexError):
+        folders = committed_versions(root)
+        return folders[-1].name if folders else None
+
+
 def read_pointer(root: Path) -> Pointer:
     """The committed version: ``CURRENT``'s, or (when it is missing) the newest one that verifies completely."""
     try:
@@ -87,14 +97,15 @@ def read_pointer(root: Path) -> Pointer:
     checksum = checksum.strip() or None
     if not _VERSION_NAME.fullmatch(name) or not (root / VERSIONS / name).is_dir():
         raise CorruptIndexError(f"{root / CURRENT} names version {name!r}, which is not in {root / VERSIONS}")
-    if checksum is None:
+    if checksum is None and root not in _WARNED_OLD_FORMAT:
+        _WARNED_OLD_FORMAT.add(root)
         logger.warning(
             "%s was written by an older tempscale-index: %s's manifest cannot be checked until the "
             "next commit records its checksum",
             root / CURRENT,
             name,
         )
-    elif not _SHA256.fullmatch(checksum):
+    elif checksum is not None and not _SHA256.fullmatch(checksum):
         raise CorruptIndexError(f"{root / CURRENT} is corrupted: {checksum!r} is not a SHA-256")
     return Pointer(name, checksum)
 
