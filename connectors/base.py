@@ -90,7 +90,7 @@ class VectorStoreConnector(ABC):
             self._vector_store = self._create_collection(IndexConfig.from_embedding(embedding))
         else:
             if embedding is None:
-                embedding = stored.build_embedding()
+                embedding = TempScaleEmbedding.from_index_config(stored)
             else:
                 stored.ensure_matches(IndexConfig.from_embedding(embedding), where=self.describe())
             self._vector_store = self._open_collection(stored)

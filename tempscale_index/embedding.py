@@ -28,7 +28,9 @@ from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
 from tempscale_index.engine import apply_tempscale, temperature
-from tempscale_index.engine.onnx_backend import OnnxBackendError, OnnxEncoder, Precision
+from tempscale_index.engine.onnx_backend import OnnxBackendError, OnnxEncoder
+from tempscale_index.engine.precision import Precision
+from tempscale_index.index_config import IndexConfig
 from tempscale_index.models import DEFAULT_MODEL, load_sentence_transformer, weights_fingerprint
 from tempscale_index.schedules import (
     DEFAULT_DOCUMENT_SCHEDULE,
@@ -144,6 +146,15 @@ class TempScaleEmbedding(BaseEmbedding):
     def class_name(cls) -> str:
         return "TempScaleEmbedding"
 
+    @classmethod
+    def from_index_config(cls, config: IndexConfig, **overrides: Any) -> TempScaleEmbedding:
+        """The embedding an index was built with. ``overrides`` set what the config does not record (device,
+        batch size, progress bar, backend); one that changes the config raises ``IndexConfigMismatchError``."""
+        recorded = config.model_dump(exclude={"weights_sha256", "dimension"})
+        embedding = cls(**{**recorded, **overrides})
+        config.ensure_matches(IndexConfig.from_embedding(embedding))
+        return embedding
+
     # -- what the model is -------------------------------------------------------------------------
 
     @property
@@ -157,6 +168,11 @@ class TempScaleEmbedding(BaseEmbedding):
     @property
     def dimension(self) -> int:
         return int(self._model.get_embedding_dimension())
+
+    @property
+    def onnx_graph(self) -> str | None:
+        """The verified ONNX graph this embedding runs on (backend='onnx'), for the torch-free query path."""
+        return None if self._onnx is None else str(self._onnx.path)
 
     @cached_property
     def weights_sha256(self) -> str:
@@ -206,6 +222,9 @@ class TempScaleEmbedding(BaseEmbedding):
     ) -> EncodedTexts:
         """Embed ``texts`` at the τ of ``kind``'s schedule (or ``temperature_override``)."""
         schedule = self.schedule_for(kind) if temperature_override is None else as_schedule(temperature_override)
+        _check_texts(texts)
+        if not texts:  # an IngestionPipeline whose docstore de-duplicated every document embeds no nodes
+            return EncodedTexts(np.zeros((0, self.dimension), dtype=np.float32), [], [])
         token_ids = self.tokenize(texts, kind)
         counts = [len(ids) for ids in token_ids]
         taus = schedule.taus(counts)

@@ -32,11 +32,12 @@ QUERIES = [
 ]
 DRIVER = """
 import sys
+from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
 from tempscale_index.pipeline import ingest
 from tempscale_index.store import FaissStore
 corpus, index, commit_every = sys.argv[1], sys.argv[2], int(sys.argv[3])
-embedding = IndexConfig(**FaissStore.read_manifest(index)["config"]).build_embedding()
+embedding = TempScaleEmbedding.from_index_config(IndexConfig.from_manifest(FaissStore.read_manifest(index)))
 print("ready", flush=True)
 ingest(corpus, index, embedding, commit_every=commit_every or None, batch_chunks=8)
 print("done", flush=True)

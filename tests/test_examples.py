@@ -48,11 +48,21 @@ def test_quickstart_prints_tau_of_retrieved_nodes(capsys: pytest.CaptureFixture[
     assert all(0.9 <= tau <= 1.0 for tau in taus)
 
 
-def test_examples_leave_llamaindex_settings_as_they_found_them() -> None:
+def test_the_quickstart_leaves_llamaindex_settings_alone() -> None:
+    before = dict(vars(Settings))
+    run_quickstart("What does FAISS do?")  # it passes its embedding explicitly
+    # (LlamaIndex fills in defaults such as the node parser when first read; the embedding is never set)
+    assert vars(Settings).get("_embed_model") is before.get("_embed_model")
+
+
+def test_restored_settings_puts_back_what_an_example_changed() -> None:
+    from llama_index.core import MockEmbedding
+
     before = dict(vars(Settings))
     with restored_settings():
-        run_quickstart("What does FAISS do?")
+        Settings.embed_model = MockEmbedding(embed_dim=8)
+        Settings.transformations = []
         changed = {name for name, value in vars(Settings).items() if before.get(name) is not value}
-        assert {"_embed_model", "_transformations"} <= changed  # the example did set them
+        assert {"_embed_model", "_transformations"} <= changed
     assert vars(Settings) == before
     assert all(vars(Settings)[name] is value for name, value in before.items())

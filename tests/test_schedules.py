@@ -103,3 +103,17 @@ def test_invalid_shapes_are_rejected() -> None:
         PiecewiseSchedule([64], [1.0])
     with pytest.raises(ValueError, match="strictly increasing"):
         PiecewiseSchedule([64, 64], [1.0, 0.9, 0.8])
+
+
+def test_tau_above_one_is_accepted_with_one_warning(monkeypatch, caplog) -> None:
+    import tempscale_index.schedules as schedules
+
+    monkeypatch.setattr(schedules, "_warned_tau_above_one", False)
+    with caplog.at_level("WARNING", logger="tempscale_index.schedules"):
+        ConstantSchedule(0.8)
+        assert not caplog.records  # τ in (0, 1]: silent
+        assert ConstantSchedule(1.25).tau(10) == 1.25
+        as_schedule(2.0)
+        PiecewiseSchedule(boundaries=[64], taus_by_bucket=[1.1, 0.9])
+    warnings_logged = [record for record in caplog.records if "above 1" in record.getMessage()]
+    assert len(warnings_logged) == 1 and "1.25" in warnings_logged[0].getMessage()

@@ -13,6 +13,7 @@ import numpy as np
 from llama_index.core import Document
 
 from tempscale_index.chunking import chunk_nodes, embed_chunk_nodes, model_token_splitter
+from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
 
 CHUNK_COLUMNS = ("content_hash", "doc_id", "metadata", "chunk_count", "node", "embedding", "error")
@@ -26,7 +27,7 @@ class ChunkEmbedWorker:
     """
 
     def __init__(self, config_json: str, chunk_size: int | None, chunk_overlap: int) -> None:
-        self.embedding = IndexConfig.model_validate_json(config_json).build_embedding()
+        self.embedding = TempScaleEmbedding.from_index_config(IndexConfig.model_validate_json(config_json))
         self.splitter = model_token_splitter(self.embedding, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

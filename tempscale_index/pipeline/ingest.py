@@ -234,7 +234,7 @@ def ingest(
         total = total if total is not None else (len(documents) if isinstance(documents, Sequence) else None)
     if embedding is None:
         embedding = (
-            IndexConfig(**FaissStore.read_manifest(index_dir)["config"]).build_embedding()
+            TempScaleEmbedding.from_index_config(IndexConfig.from_manifest(FaissStore.read_manifest(index_dir)))
             if FaissStore.exists(index_dir)
             else TempScaleEmbedding()
         )
