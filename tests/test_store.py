@@ -175,6 +175,9 @@ def test_an_index_is_never_created_inside_a_folder_of_other_files(tmp_path):
 def test_missing_index_and_second_writer_are_refused(index_dir):
     with pytest.raises(IndexNotFoundError, match="no index at"):
         FaissStore.open(index_dir)
+    with pytest.raises(IndexNotFoundError, match="no index at"):
+        FaissStore.open(index_dir, writable=True)  # e.g. deleting from a mistyped path
+    assert not index_dir.exists()
     with FaissStore.create(index_dir, fake_config(DIM)) as store:
         add_docs(store, {"a": 2})
         store.commit()

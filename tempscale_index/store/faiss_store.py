@@ -97,20 +97,20 @@ class FaissStore:
         """
         store = cls(Path(path))
         empty = None
-        if writable and create and not cls.exists(store.path):
+        if not cls.exists(store.path):  # checked before the lock, which would create the directory
+            if not (writable and create):
+                raise IndexNotFoundError(
+                    f"no index at {store.path} (no {versions.CURRENT} file); build one with `tempscale-index ingest`"
+                )
             empty = store._validate_new(config, index_factory or DEFAULT_INDEX_FACTORY, train_size)
         if writable:
             store._created_root = not store.path.exists() if empty is not None else None
             store._lock = versions.acquire_lock(store.path, lock_timeout)
         try:
-            if cls.exists(store.path):
+            if cls.exists(store.path):  # again under the lock: another writer may have committed meanwhile
                 store._open_existing(config, index_factory, verify)
-            elif empty is not None:
-                store.config, store.vectors, store.chunking = config, empty, dict(chunking or {})
             else:
-                raise IndexNotFoundError(
-                    f"no index at {store.path} (no {versions.CURRENT} file); build one with `tempscale-index ingest`"
-                )
+                store.config, store.vectors, store.chunking = config, empty, dict(chunking or {})
             if writable:
                 versions.remove_orphans(store.path, store.version)
                 store.nodes.remove_stale_staging()
