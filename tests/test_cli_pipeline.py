@@ -147,7 +147,7 @@ def test_config_file_with_schedules_and_index_type(corpus, tmp_path):
         (["ingest", "/no/such/path", "--index", "{tmp}/i"], "error: path not found: /no/such/path"),
         (["ingest", "--index", "{tmp}/i"], "error: give at least one PATH"),
         (["ingest", "{empty}", "--index", "{tmp}/i"], "error: no text to ingest"),
-        (["ingest", "{corpus}", "--index", "{tmp}/i", "--index-type", "Nope7"], "error: FAISS cannot build index"),
+        (["ingest", "{corpus}", "--index", "{tmp}/i", "--index-type", "Nope7"], "error: index type 'Nope7' is not"),
         (["ingest", "{corpus}", "--index", "{tmp}/i", "--config", "{tmp}/bad.json"], "error: config file"),
         (["query", "{tmp}/nothing", "text"], "error: no index at"),
         (["query", "{index}", "text", "-k", "0"], "error: Invalid value for '-k' / '--top-k'"),

@@ -15,7 +15,7 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQuery,
 )
 
-from tempscale_index.store import FaissStore
+from tempscale_index.store import FaissStore, vector_index
 from tempscale_index.store import filters as filters_module
 from tempscale_index.store.filters import MetadataFilterError, allowed_node_ids, compile_filters
 from tempscale_index.store.vector_store import TempScaleFaissVectorStore
@@ -140,7 +140,7 @@ def brute_force(vectors: dict[int, np.ndarray], allowed: list[int], query: np.nd
 def test_filtered_search_matches_brute_force_on_every_index_type(tmp_path, monkeypatch, index_type, path):
     """Small allowed sets are scored exactly; large ones (forced here by a zero limit) use FAISS's id selector."""
     if path == "selector":
-        monkeypatch.setitem(FaissStore.search.__globals__, "EXACT_FILTER_LIMIT", 0)
+        monkeypatch.setattr(vector_index, "EXACT_FILTER_LIMIT", 0)
     rng = np.random.default_rng(1)
     vectors: dict[int, np.ndarray] = {}
     with FaissStore.create(tmp_path / "i", fake_config(DIM), index_factory=index_type, train_size=64) as store:
