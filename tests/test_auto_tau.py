@@ -33,11 +33,13 @@ class CountingSelector:
 
     def __init__(self) -> None:
         self.calls: list[list[str] | None] = []
+        self.sizes: list[int] = []  # texts per decision
         self.delay = 0.0  # seconds: a slow decision widens the window a race would need
         self._real = selection_module.select_document_schedule
 
     def __call__(self, embedding, texts, groups=None, **kwargs):
         self.calls.append(None if groups is None else list(groups))
+        self.sizes.append(len(texts))
         time.sleep(self.delay)
         return replace(self._real(embedding, texts, groups, **kwargs), schedule=CHOSEN)
 
@@ -214,3 +216,15 @@ def test_querying_an_index_with_a_fresh_auto_embedding_adopts_its_schedule(selec
     retriever = TempScaleRetriever.from_dir(tmp_path / "index", TempScaleEmbedding())
     assert retriever.retrieve("the remote control") and not selector.calls
     assert retriever.embedding.schedule_for("document") == CHOSEN
+
+
+def test_the_async_paths_decide_once_from_all_their_texts(selector, docs):
+    import asyncio
+
+    embedding = TempScaleEmbedding(embed_batch_size=1)
+    texts = [doc.text[:700] for doc in docs]
+    asyncio.run(embedding.aget_text_embedding_batch(texts))
+    nodes = model_token_splitter(embedding, chunk_size=128)(docs[:1])
+    asyncio.run(embedding.acall(nodes))
+    assert selector.sizes == [len(texts)] and selector.calls[0] is None
+    _assert_recorded(nodes, CHOSEN)
