@@ -77,8 +77,10 @@ class VectorStoreConnector(ABC):
     def attach(self, embedding: TempScaleEmbedding | None = None) -> TempScaleEmbedding:
         """Bind to the collection and return the embedding its queries must use.
 
-        A missing collection is created with ``embedding``'s config; an existing one refuses an ``embedding``
-        built differently (``IndexConfigMismatchError``), and with no ``embedding`` builds the recorded one.
+        A missing collection is created with ``embedding``'s config (for an 'auto' document τ, by the first
+        nodes added, once they have decided it); an existing one lends its recorded schedule to an 'auto'
+        ``embedding``, refuses one built differently (``IndexConfigMismatchError``), and with no ``embedding``
+        builds the recorded one.
         """
         stored = self.load_config()
         if stored is None:
@@ -87,11 +89,13 @@ class VectorStoreConnector(ABC):
                     f"{self.describe()} does not exist or was not written by tempscale-index; pass the "
                     "TempScaleEmbedding to create it with"
                 )
-            self._vector_store = self._create_collection(IndexConfig.from_embedding(embedding))
+            if not embedding.auto_pending:
+                self._vector_store = self._create_collection(IndexConfig.from_embedding(embedding))
         else:
             if embedding is None:
                 embedding = TempScaleEmbedding.from_index_config(stored)
             else:
+                embedding.adopt_document_schedule(stored.document_temperature)  # a collection never re-decides
                 stored.ensure_matches(IndexConfig.from_embedding(embedding), where=self.describe())
             self._vector_store = self._open_collection(stored)
         self._embedding = embedding
@@ -107,8 +111,9 @@ class VectorStoreConnector(ABC):
     @property
     def vector_store(self) -> BasePydanticVectorStore:
         if self._vector_store is None:
-            self.attach()
-        assert self._vector_store is not None
+            self.attach(self._embedding)
+        if self._vector_store is None:
+            raise RuntimeError(f"{self.describe()} is created by the first nodes added ('auto' document τ)")
         return self._vector_store
 
     def as_index(self, **kwargs: Any) -> VectorStoreIndex:
@@ -123,6 +128,8 @@ class VectorStoreConnector(ABC):
         missing = [node for node in nodes if node.embedding is None]
         if missing:
             self.embedding(missing)
+        if self.embedding.auto_pending:  # every node came embedded: decide on them before creating
+            self.embedding.calibrate(nodes)
         for node in nodes:
             absent = [key for key in METADATA_KEYS if key not in node.metadata]
             if absent:
@@ -140,7 +147,8 @@ class VectorStoreConnector(ABC):
         splitter = model_token_splitter(self.embedding, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
         splitter.id_func = stable_chunk_id
         nodes = splitter(list(documents))
-        for document in documents:
+        created = self._vector_store is not None or not self.embedding.auto_pending  # else the nodes create it
+        for document in documents if created else ():
             self.delete_document(document.doc_id)
         return self.add_nodes(nodes)
 

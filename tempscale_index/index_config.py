@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from tempscale_index.embedding import TempScaleEmbedding
 
 SCHEDULE_FIELDS = ("document_temperature", "query_temperature")
+PENDING_AUTO: dict[str, Any] = {"kind": "auto"}  # a new store's document τ until its first nodes decide it
+RECORD_ONLY_FIELDS = ("document_temperature_selection",)  # what was decided and why; never compared
 
 
 class IndexConfigMismatchError(ValueError):
@@ -65,9 +67,20 @@ class IndexConfig(BaseModel):
     document_temperature: dict[str, Any]
     query_temperature: dict[str, Any]
     precision: Precision = "float32"
+    document_temperature_selection: dict[str, Any] | None = Field(
+        default=None, description="When document_temperature was 'auto': the Selection (schedule, reason, evidence)."
+    )
 
     @classmethod
-    def from_embedding(cls, embedding: TempScaleEmbedding) -> IndexConfig:
+    def from_embedding(cls, embedding: TempScaleEmbedding, *, pending_ok: bool = False) -> IndexConfig:
+        """``pending_ok``: an unresolved 'auto' is recorded as ``PENDING_AUTO`` (a new store, before its first
+        nodes); otherwise it raises."""
+        if embedding.auto_pending and not pending_ok:
+            raise ValueError(
+                "the embedding's document_temperature is 'auto' and not resolved yet: call "
+                "embedding.calibrate(texts) with a sample of the corpus (or embed documents) before recording it"
+            )
+        selection = embedding.selection
         return cls(
             model_name=embedding.model_name,
             weights_sha256=embedding.weights_sha256,
@@ -76,9 +89,10 @@ class IndexConfig(BaseModel):
             normalize=embedding.normalize,
             query_instruction=embedding.instruction_for("query"),
             text_instruction=embedding.instruction_for("document"),
-            document_temperature=embedding.document_temperature.to_dict(),
+            document_temperature=PENDING_AUTO if embedding.auto_pending else embedding.document_temperature.to_dict(),
             query_temperature=embedding.query_temperature.to_dict(),
             precision=embedding.precision,
+            document_temperature_selection=None if selection is None else selection.to_dict(),
         )
 
     @classmethod
@@ -94,6 +108,7 @@ class IndexConfig(BaseModel):
         unknown = sorted(set(settings) - set(type(self).model_fields))
         if unknown:
             raise ValueError(f"not index settings: {unknown}")
+        settings = {key: value for key, value in settings.items() if value != "auto"}  # auto adopts the index's
         update = {
             key: as_schedule(value, key).to_dict() if key in SCHEDULE_FIELDS else value
             for key, value in settings.items()
@@ -105,7 +120,7 @@ class IndexConfig(BaseModel):
         differences = {
             field: (getattr(self, field), getattr(other, field))
             for field in type(self).model_fields
-            if getattr(self, field) != getattr(other, field)
+            if field not in RECORD_ONLY_FIELDS and getattr(self, field) != getattr(other, field)
         }
         if differences:
             raise IndexConfigMismatchError(differences=differences, where=where)

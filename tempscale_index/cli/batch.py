@@ -11,7 +11,14 @@ from typing import Annotated, Any
 import typer
 
 from tempscale_index.cli import app
-from tempscale_index.cli.common import embedding_for, error_message, fail, load_config_file, settings_for_embedding
+from tempscale_index.cli.common import (
+    DocTemperatureOption,
+    embedding_for,
+    error_message,
+    fail,
+    load_config_file,
+    settings_for_embedding,
+)
 from tempscale_index.cli.output import show_progress
 
 logger = logging.getLogger(__name__)
@@ -55,7 +62,7 @@ def batch_command(
     chunk_size: Annotated[int | None, typer.Option(help="Chunk size in model tokens (default: the window).")] = None,
     chunk_overlap: Annotated[int, typer.Option(min=0, help="Overlap between chunks in model tokens.")] = 32,
     index_type: Annotated[str, typer.Option("--index-type", help="FAISS index_factory string (--index).")] = "Flat",
-    doc_temperature: Annotated[float | None, typer.Option("--doc-temperature", help="Document τ (constant).")] = None,
+    doc_temperature: DocTemperatureOption = None,
     query_temperature: Annotated[float | None, typer.Option("--query-temperature", help="Query τ (constant).")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="JSON/YAML file: model and schedules.")] = None,
     model: Annotated[str | None, typer.Option(help="Embedding model (default: the bundled all-MiniLM-L6-v2).")] = None,
@@ -83,18 +90,33 @@ def batch_command(
         embedding_settings["model_name"] = model
 
     from tempscale_index.batch import ConnectorSink, FaissShardSink, run_batch_job
+    from tempscale_index.batch.job import calibrate_on_driver
     from tempscale_index.embedding import TempScaleEmbedding
     from tempscale_index.index_config import IndexConfig
 
     connector = None
+    decide_on = {
+        "chunk_size": chunk_size,
+        "chunk_overlap": chunk_overlap,
+        "text_field": text_field,
+        "id_field": id_field,
+        "address": address,
+        "workers": workers,
+        "cpus_per_worker": cpus_per_worker,
+    }
     try:
         if index is not None:
             embedding = embedding_for(index, embedding_settings)
+            calibrate_on_driver(embedding, paths, **decide_on)
             sink: Any = FaissShardSink(index, IndexConfig.from_embedding(embedding), index_factory=index_type)
         else:
             connector = _connector(qdrant, milvus, lancedb, collection)
             stored = connector.load_config()
-            connector.attach(TempScaleEmbedding(**embedding_settings) if embedding_settings or stored is None else None)
+            embedding = connector.attach(
+                TempScaleEmbedding(**embedding_settings) if embedding_settings or stored is None else None
+            )
+            calibrate_on_driver(embedding, paths, **decide_on)
+            connector.attach(embedding)  # creates a new collection now that 'auto' has decided
             store_name = chosen[0].removeprefix("--")
             sink = ConnectorSink(connector, ledger or DEFAULT_LEDGER_DIR / f"{store_name}-{collection}.jsonl")
         with warnings.catch_warnings():

@@ -7,7 +7,7 @@ import json
 import shlex
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from tempscale_index.schedules import Schedule
 
 SCHEDULE_KEYS = ("document_temperature", "query_temperature")
+DocTemperatureOption = Annotated[
+    str | None,
+    typer.Option(
+        "--doc-temperature",
+        "--document-tau",
+        help="Document τ: 'auto' (the default: chosen from the first documents), a number, or schedule JSON.",
+    ),
+]
 CONFIG_KEYS = {
     "model",
     "model_name",
@@ -100,8 +108,9 @@ def parse_schedule(text: str, option: str) -> Schedule:
 
 
 def settings_for_embedding(
-    config: dict[str, Any], doc_tau: float | None, query_tau: float | None, precision: str | None = None
+    config: dict[str, Any], doc_tau: str | float | None, query_tau: float | None, precision: str | None = None
 ) -> dict[str, Any]:
+    """Embedding settings from a config file and options; ``doc_tau`` 'auto', a number or schedule JSON."""
     keys = ("max_length", "query_instruction", "text_instruction", "precision")
     settings = {key: config[key] for key in keys if key in config}
     if "model" in config or "model_name" in config:
@@ -110,7 +119,8 @@ def settings_for_embedding(
         if key in config:
             settings[key] = config[key]
     if doc_tau is not None:
-        settings["document_temperature"] = doc_tau
+        auto = str(doc_tau).strip().lower() == "auto"
+        settings["document_temperature"] = "auto" if auto else parse_schedule(str(doc_tau), "--doc-temperature")
     if query_tau is not None:
         settings["query_temperature"] = query_tau
     if precision is not None:

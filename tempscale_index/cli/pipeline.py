@@ -9,12 +9,13 @@ import textwrap
 import warnings
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tempscale_index.cli import app
 from tempscale_index.cli.common import (
+    DocTemperatureOption,
     PrecisionChoice,
     check_settings,
     embedding_for,
@@ -43,22 +44,27 @@ def ingest_command(
     installed_docs: Annotated[
         bool, typer.Option("--installed-docs", help="Ingest the long descriptions of the installed Python packages.")
     ] = False,
-    chunk_size: Annotated[int | None, typer.Option(help="Chunk size in model tokens (default: the model's window).")]
-    = None,
-    chunk_overlap: Annotated[int | None, typer.Option(help="Overlap between chunks in model tokens (default 32).")]
-    = None,
+    chunk_size: Annotated[
+        int | None, typer.Option(help="Chunk size in model tokens (default: the model's window).")
+    ] = None,
+    chunk_overlap: Annotated[
+        int | None, typer.Option(help="Overlap between chunks in model tokens (default 32).")
+    ] = None,
     index_type: Annotated[
         str | None, typer.Option("--index-type", help="FAISS index_factory string: Flat, HNSW32, IVF256,Flat…")
     ] = None,
-    doc_temperature: Annotated[float | None, typer.Option("--doc-temperature", help="Document τ (constant).")] = None,
+    doc_temperature: DocTemperatureOption = None,
     query_temperature: Annotated[float | None, typer.Option("--query-temperature", help="Query τ (constant).")] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="JSON/YAML file: model, schedules, chunking, index_type.")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Embedding model (default: the bundled all-MiniLM-L6-v2).")] = None,
     precision: Annotated[
-        PrecisionChoice | None, typer.Option(help="float32 (default) or int8: quantized weights on ONNX Runtime, "
-                                             "~1.2x faster on CPU, slightly different vectors (docs/pipeline.md).")
+        PrecisionChoice | None,
+        typer.Option(
+            help="float32 (default) or int8: quantized weights on ONNX Runtime, "
+            "~1.2x faster on CPU, slightly different vectors (docs/pipeline.md)."
+        ),
     ] = None,
     extensions: Annotated[
         list[str] | None, typer.Option("--ext", help="Only files with this extension (repeatable), e.g. --ext .md")
@@ -126,15 +132,21 @@ def query_command(
     text: Annotated[str, typer.Argument(help="The query.")],
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="How many chunks to return.")] = 5,
     doc_id: Annotated[list[str] | None, typer.Option("--doc-id", help="Only these documents (repeatable).")] = None,
-    file_name: Annotated[list[str] | None, typer.Option("--file-name", help="Only these file names (repeatable).")]
-    = None,
+    file_name: Annotated[
+        list[str] | None, typer.Option("--file-name", help="Only these file names (repeatable).")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     snippet_chars: Annotated[int, typer.Option(help="Snippet length in the table.")] = 160,
-    backend: Annotated[QueryBackend | None, typer.Option(help="Query forward pass on 'onnx' or 'torch' (default: "
-                                                         "onnx when onnxruntime is installed).")] = None,
+    backend: Annotated[
+        QueryBackend | None,
+        typer.Option(help="Query forward pass on 'onnx' or 'torch' (default: onnx when onnxruntime is installed)."),
+    ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="calibrate's config file (JSON/YAML): the index must have been "
-                                  "built with its model and schedules.")
+        Path | None,
+        typer.Option(
+            "--config",
+            help="calibrate's config file (JSON/YAML): the index must have been built with its model and schedules.",
+        ),
     ] = None,
 ) -> None:
     """Search the index with the query τ; prints score, τ, source and a snippet for each chunk."""
@@ -204,6 +216,7 @@ def info_command(
         f"model:        {config['model_name']} (dim {config['dimension']}, max {config['max_length']} tokens, "
         f"weights sha256 {config['weights_sha256'][:12]}…)",
         f"document τ:   {json.dumps(config['document_temperature'])}",
+        *_auto_lines(config.get("document_temperature_selection")),
         f"query τ:      {json.dumps(config['query_temperature'])}",
         f"chunking:     {json.dumps(info['chunking'])}",
         f"created:      {info['created_at']}",
@@ -211,6 +224,13 @@ def info_command(
     typer.echo("\n".join(lines))
     for doc_id in doc_ids or []:
         typer.echo(f"  {doc_id}")
+
+
+def _auto_lines(selection: dict[str, Any] | None) -> list[str]:
+    """How 'auto' chose the document τ (nothing for an explicit τ)."""
+    if not selection:
+        return []
+    return [f"  chosen by auto: {selection['reason']}", f"  evidence:     {json.dumps(selection['evidence'])}"]
 
 
 @app.command("delete")
@@ -226,4 +246,3 @@ def delete_command(
     except Exception as exc:
         fail(error_message(exc))
     typer.echo(f"deleted {len(set(doc_id))} document(s), {removed} chunks; {index} is now at version {version}")
-

@@ -12,12 +12,12 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from itertools import groupby
+from itertools import chain, groupby
 from pathlib import Path
 from typing import Any
 
 from llama_index.core import Document
-from llama_index.core.schema import BaseNode
+from llama_index.core.schema import BaseNode, MetadataMode
 from tqdm.auto import tqdm
 
 from tempscale_index.chunking import chunk_nodes, chunk_token_budget, embed_chunk_nodes, model_token_splitter
@@ -28,6 +28,7 @@ from tempscale_index.store import FaissStore, content_hash
 
 DEFAULT_CHUNK_OVERLAP = 32
 DEFAULT_BATCH_CHUNKS = 256
+AUTO_SAMPLE_CHUNKS = 256  # 'auto' decides a new index's document τ on the chunks of its first documents, this many
 
 
 class EmptyCorpusError(ValueError):
@@ -91,6 +92,7 @@ class FaissIngestor:
     ) -> None:
         if not store.writable:
             raise ValueError("FaissIngestor needs a store opened with writable=True")
+        embedding.adopt_document_schedule(store.config.document_temperature)  # an index never re-decides
         store.config.ensure_matches(IndexConfig.from_embedding(embedding), where=f"the index at {store.path}")
         if batch_chunks <= 0:
             raise ValueError(f"batch_chunks must be positive, got {batch_chunks}")
@@ -177,6 +179,24 @@ class FaissIngestor:
             start = stop
 
 
+def calibrate_on_first_documents(
+    embedding: TempScaleEmbedding, documents: Iterable[Document], splitter: Any
+) -> Iterator[Document]:
+    """Decide 'auto' on the chunks of the first documents (until ``AUTO_SAMPLE_CHUNKS``), before any batch is
+    embedded; returns all the documents, the sampled ones included, still to be ingested."""
+    remaining = iter(documents)
+    head: list[Document] = []
+    sample: list[BaseNode] = []
+    for document in remaining:
+        head.append(document)
+        sample.extend(chunk_nodes(splitter, document))
+        if len(sample) >= AUTO_SAMPLE_CHUNKS:
+            break
+    texts = [node.get_content(MetadataMode.NONE) for node in sample]  # as embed_chunk_nodes embeds them
+    embedding.resolve_document_schedule(texts, [node.ref_doc_id or node.node_id for node in sample])
+    return chain(head, remaining)
+
+
 def _group_parts(documents: Iterable[Document]) -> Iterator[tuple[str, list[Document]]]:
     for doc_id, parts in groupby(documents, key=lambda document: document.doc_id):
         yield doc_id, list(parts)
@@ -238,6 +258,15 @@ def ingest(
             if FaissStore.exists(index_dir)
             else TempScaleEmbedding()
         )
+    if FaissStore.exists(index_dir):  # an existing index keeps its recorded schedule
+        embedding.adopt_document_schedule(
+            IndexConfig.from_manifest(FaissStore.read_manifest(index_dir)).document_temperature
+        )
+    elif embedding.auto_pending:
+        splitter = model_token_splitter(embedding, **resolve_chunking(embedding, {}, chunk_size, chunk_overlap))
+        documents = calibrate_on_first_documents(embedding, documents, splitter)
+        if embedding.auto_pending:  # not one chunk of text anywhere: nothing to decide from, nothing to index
+            raise EmptyCorpusError(_no_text_message(source, report))
     config = IndexConfig.from_embedding(embedding)
     extra = {} if train_size is None else {"train_size": train_size}
     with FaissStore.open(
@@ -261,12 +290,14 @@ def ingest(
         )
         pipeline.run(documents, total=total, report=report)
     if report.documents_seen == report.empty:
-        where = ", ".join(str(p) for p in _as_paths(source)) if _is_paths(source) else "the documents given"
-        raise EmptyCorpusError(
-            f"no text to ingest in {where}"
-            + (f" ({len(report.skipped_files)} unreadable file(s) skipped)" if report.skipped_files else "")
-        )
+        raise EmptyCorpusError(_no_text_message(source, report))
     return report
+
+
+def _no_text_message(source: Any, report: IngestReport) -> str:
+    where = ", ".join(str(p) for p in _as_paths(source)) if _is_paths(source) else "the documents given"
+    skipped = f" ({len(report.skipped_files)} unreadable file(s) skipped)" if report.skipped_files else ""
+    return f"no text to ingest in {where}{skipped}"
 
 
 def delete_documents(

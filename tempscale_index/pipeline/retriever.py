@@ -65,6 +65,7 @@ class TempScaleRetriever(BaseRetriever):
         if embedding is None:
             embedding = _query_embedding(store.config, backend)
         else:
+            embedding.adopt_document_schedule(store.config.document_temperature)  # an index never re-decides
             store.config.ensure_matches(IndexConfig.from_embedding(embedding), where=f"the index at {store.path}")
         if filters is not None:
             compile_filters(filters)  # an unsupported filter fails here, not at the first query
@@ -86,6 +87,10 @@ class TempScaleRetriever(BaseRetriever):
         **kwargs: Any,
     ) -> TempScaleRetriever:
         """Open the index at ``path`` read-only (checked against ``embedding`` when given)."""
+        if embedding is not None and FaissStore.exists(path):  # an 'auto' embedding adopts the index's schedule
+            embedding.adopt_document_schedule(
+                IndexConfig.from_manifest(FaissStore.read_manifest(path)).document_temperature
+            )
         config = IndexConfig.from_embedding(embedding) if embedding is not None else None
         return cls(FaissStore.open(path, config, verify=verify), embedding, **kwargs)
 

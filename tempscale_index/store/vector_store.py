@@ -32,7 +32,7 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 
-from tempscale_index.index_config import IndexConfig
+from tempscale_index.index_config import PENDING_AUTO, IndexConfig
 from tempscale_index.store.faiss_store import FaissStore
 from tempscale_index.store.filters import allowed_node_ids, matching_documents
 from tempscale_index.store.node_documents import add_to_document, checked_vectors, remove_from_document
@@ -79,11 +79,13 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         if isinstance(persist_dir, FaissStore):
             store = persist_dir
         elif FaissStore.exists(persist_dir):
+            _adopt_recorded(embed_model, IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir)))
             store = FaissStore.open(persist_dir, _config_of(embed_model), index_factory=index_type)
         else:
             store, embed_model = _new_store(persist_dir, embed_model, index_type, kwargs.get("lock_timeout", 10.0))
         super().__init__(persist_dir=str(store.path), **kwargs)
         if embed_model is not None:
+            _adopt_recorded(embed_model, store.config)
             store.config.ensure_matches(_config_of(embed_model), where=f"the index at {store.path}")
         self._store = store
         self._embed_model = embed_model
@@ -102,6 +104,8 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         until the first change; ``embed_model``, when given, must be the one the index was built with.
         ``nprobe`` (IVF) and ``ef_search`` (HNSW) trade speed for recall as in ``tempscale-index query``."""
         _local_only(fs)
+        if FaissStore.exists(persist_dir):
+            _adopt_recorded(embed_model, IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir)))
         store = FaissStore.open(persist_dir, _config_of(embed_model), nprobe=nprobe, ef_search=ef_search)
         return cls(store, embed_model, **kwargs)
 
@@ -152,6 +156,7 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         if not nodes:
             return []
         with self._mutex:
+            self._decide_pending_auto(nodes)
             vectors = checked_vectors(self._store.config, nodes, where=f"the index at {self._store.path}")
             self._record_missing_taus(nodes)
             store = self._writer()
@@ -162,6 +167,16 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
                 add_to_document(store, doc_id, [nodes[i] for i in positions], vectors[positions])
             self._node_index = None
         return [node.node_id for node in nodes]
+
+    def _decide_pending_auto(self, nodes: Sequence[BaseNode]) -> None:
+        """A new store made for an 'auto' embedding records the schedule its first nodes were embedded with
+        (usually decided already while they were embedded; else decided now from these nodes)."""
+        if self._store.config.document_temperature != PENDING_AUTO:
+            return
+        embed_model = self.embed_model
+        if embed_model.auto_pending:
+            embed_model.calibrate(nodes)
+        self._store.config = IndexConfig.from_embedding(embed_model)
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Remove every node of the document ``ref_doc_id`` (nothing happens for an unknown id)."""
@@ -359,7 +374,13 @@ def _new_store(
 
 
 def _config_of(embed_model: TempScaleEmbedding | None) -> IndexConfig | None:
-    return IndexConfig.from_embedding(embed_model) if embed_model is not None else None
+    return IndexConfig.from_embedding(embed_model, pending_ok=True) if embed_model is not None else None
+
+
+def _adopt_recorded(embed_model: TempScaleEmbedding | None, config: IndexConfig) -> None:
+    """An existing index never re-decides 'auto': a pending embedding takes the index's recorded schedule."""
+    if embed_model is not None:
+        embed_model.adopt_document_schedule(config.document_temperature)
 
 
 def _local_only(fs: fsspec.AbstractFileSystem | None) -> None:
