@@ -13,8 +13,8 @@ import pytest
 
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
-from tempscale_index.index_search import EmbeddingQueryEncoder, query_encoder_for
-from tempscale_index.onnx_query import OnnxQueryEncoder, QueryPathUnavailable, record_query_path
+from tempscale_index.serving.searcher import EmbeddingQueryEncoder, query_encoder_for
+from tempscale_index.serving.query_encoder import OnnxQueryEncoder, QueryPathUnavailable, record_query_path
 from tempscale_index.pipeline import ingest
 from tests.pipeline_helpers import package_docs
 
