@@ -14,7 +14,12 @@ import os
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
-from tempscale_index.serving.query_encoder import OnnxQueryEncoder, QueryPathUnavailable, QueryVectors, record_query_path
+from tempscale_index.serving.query_encoder import (
+    OnnxQueryEncoder,
+    QueryPathUnavailable,
+    QueryVectors,
+    record_query_path,
+)
 from tempscale_index.store import FaissStore
 
 logger = logging.getLogger(__name__)
