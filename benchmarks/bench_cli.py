@@ -41,7 +41,7 @@ def ensure_index(folder: Path, chunks: int, index_type: str, reuse: bool) -> Pat
     """The benchmark index (built unless ``reuse`` finds one), with the model's query path recorded."""
     from tempscale_index.embedding import TempScaleEmbedding
     from tempscale_index.index_config import IndexConfig
-    from tempscale_index.onnx_query import record_query_path
+    from tempscale_index.serving.query_encoder import record_query_path
     from tempscale_index.store import FaissStore
 
     embedding = TempScaleEmbedding(backend="onnx")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -65,6 +66,14 @@ def documented_commands() -> list[pytest.param]:
 def parse(command: list[str]) -> None:
     """Parse ``command`` as the CLI would, up to (not including) running the subcommand."""
     group = typer.main.get_command(app)
+    try:
+        _parse_with(group, command)
+    except typer.Exit as done:  # `--help` parses, prints and exits 0
+        if done.exit_code != 0:
+            raise
+
+
+def _parse_with(group: Any, command: list[str]) -> None:
     with group.make_context("tempscale-index", command[1:]) as context:
         # the subcommand and its arguments, as Group.invoke sees them (click keeps the name apart, privately)
         remaining = [*getattr(context, "_protected_args", []), *context.args]

@@ -17,10 +17,10 @@ httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 
 from tempscale_index.embedding import TempScaleEmbedding  # noqa: E402
-from tempscale_index.index_search import IndexSearcher  # noqa: E402
-from tempscale_index.onnx_query import OnnxQueryEncoder, record_query_path  # noqa: E402
 from tempscale_index.pipeline import ingest  # noqa: E402
-from tempscale_index.server import create_app  # noqa: E402
+from tempscale_index.serving.query_encoder import OnnxQueryEncoder, record_query_path  # noqa: E402
+from tempscale_index.serving.searcher import IndexSearcher  # noqa: E402
+from tempscale_index.serving.server import create_app  # noqa: E402
 from tests.pipeline_helpers import package_docs  # noqa: E402
 
 QUERIES = [

@@ -150,7 +150,7 @@ def query_command(
     ] = None,
 ) -> None:
     """Search the index with the query τ; prints score, τ, source and a snippet for each chunk."""
-    from tempscale_index.index_search import IndexSearcher, allowed_node_ids
+    from tempscale_index.serving.searcher import IndexSearcher, allowed_node_ids
 
     if not text.strip():
         fail("the query text is empty", 2)

@@ -37,8 +37,8 @@ def serve_command(
         fail("--max-batch must be at least 1 and --max-wait-ms at least 0", 2)
     import uvicorn
 
-    from tempscale_index.index_search import IndexSearcher
-    from tempscale_index.server import create_app
+    from tempscale_index.serving.searcher import IndexSearcher
+    from tempscale_index.serving.server import create_app
 
     try:
         searcher = IndexSearcher.open(index, backend=backend)

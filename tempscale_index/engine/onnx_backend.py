@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tempscale_index.cache import cache_root
+from tempscale_index.engine.cache import cache_root
 from tempscale_index.engine.patch import TempScaleNotAppliedError, temperature, traced_temperature
 from tempscale_index.engine.precision import Precision
 

@@ -26,7 +26,9 @@ from tempscale_index.store import FaissStore
 from tempscale_index.store.filters import allowed_node_ids, compile_filters
 
 
-def _query_embedding(config: IndexConfig, backend: Backend | None) -> TempScaleEmbedding:
+def query_embedding_for(config: IndexConfig, backend: Backend | None) -> TempScaleEmbedding:
+    """The index's own embedding for queries: on ``backend``, else ONNX Runtime when installed (faster for short
+    queries), falling back to PyTorch with a warning when the model cannot be exported."""
     if backend is not None:
         return TempScaleEmbedding.from_index_config(config, backend=backend)
     if importlib.util.find_spec("onnxruntime") is None:
@@ -63,7 +65,7 @@ class TempScaleRetriever(BaseRetriever):
         if similarity_top_k <= 0:
             raise ValueError(f"similarity_top_k must be positive, got {similarity_top_k}")
         if embedding is None:
-            embedding = _query_embedding(store.config, backend)
+            embedding = query_embedding_for(store.config, backend)
         else:
             embedding.adopt_document_schedule(store.config.document_temperature)  # an index never re-decides
             store.config.ensure_matches(IndexConfig.from_embedding(embedding), where=f"the index at {store.path}")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from tempscale_index.cache import cache_root
+from tempscale_index.engine.cache import cache_root
 from tempscale_index.schedules import Schedule
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tempscale_index.index_search import IndexSearcher, allowed_node_ids
+from tempscale_index.serving.searcher import IndexSearcher, allowed_node_ids
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,12 @@ import os
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
-from tempscale_index.onnx_query import OnnxQueryEncoder, QueryPathUnavailable, QueryVectors, record_query_path
+from tempscale_index.serving.query_encoder import (
+    OnnxQueryEncoder,
+    QueryPathUnavailable,
+    QueryVectors,
+    record_query_path,
+)
 from tempscale_index.store import FaissStore
 
 logger = logging.getLogger(__name__)
@@ -49,9 +54,9 @@ def query_encoder_for(config: Any, backend: Backend | None = None) -> QueryEncod
             return OnnxQueryEncoder(config)
         except QueryPathUnavailable as exc:
             logger.info("queries load PyTorch: %s", exc)
-    from tempscale_index.pipeline.retriever import _query_embedding
+    from tempscale_index.pipeline.retriever import query_embedding_for
 
-    embedding = _query_embedding(config, backend)
+    embedding = query_embedding_for(config, backend)
     if embedding.onnx_graph is not None:
         try:
             record_query_path(embedding)
