@@ -151,10 +151,11 @@ def evaluate_retriever(
 
 def embedding_settings(embedding: TempScaleEmbedding) -> dict[str, Any]:
     """What a report records of the embedding: enough to rerun it."""
+    payload = embedding.to_payload()  # an "auto" document τ not yet resolved is recorded as "auto"
     return {
         "model": embedding.model_name,
-        "document_temperature": embedding.document_temperature.to_dict(),
-        "query_temperature": embedding.query_temperature.to_dict(),
+        "document_temperature": payload["document_temperature"],
+        "query_temperature": payload["query_temperature"],
         "precision": embedding.precision,
     }
 
