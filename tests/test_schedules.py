@@ -6,7 +6,6 @@ import warnings
 import pytest
 
 from tempscale_index.schedules import (
-    DEFAULT_DOCUMENT_SCHEDULE,
     DEFAULT_QUERY_SCHEDULE,
     CallableSchedule,
     ConstantSchedule,
@@ -42,7 +41,6 @@ def test_piecewise_buckets_are_inclusive_of_their_upper_bound() -> None:
         LogLinearSchedule(32, 1.0, 512, 0.7),
         PiecewiseSchedule([100], [0.95, 0.85]),
         CallableSchedule("tests.test_schedules:tau_for_length"),
-        DEFAULT_DOCUMENT_SCHEDULE,
         DEFAULT_QUERY_SCHEDULE,
     ],
 )
@@ -53,7 +51,7 @@ def test_dict_round_trip(schedule: Schedule) -> None:
 
 
 def test_defaults_are_non_increasing_and_within_range() -> None:
-    for schedule in (DEFAULT_DOCUMENT_SCHEDULE, DEFAULT_QUERY_SCHEDULE):
+    for schedule in (DEFAULT_QUERY_SCHEDULE,):
         assert schedule.is_non_increasing()
         assert all(0 < tau <= 1 for tau in schedule.taus([1, 16, 64, 256, 512, 8192]))
 
