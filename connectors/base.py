@@ -10,7 +10,6 @@ store's maintained LlamaIndex integration; every node carries ``tempscale_tau``/
 
 from __future__ import annotations
 
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -19,21 +18,12 @@ from llama_index.core import VectorStoreIndex
 from llama_index.core.schema import BaseNode, Document
 from llama_index.core.vector_stores.types import BasePydanticVectorStore
 
-from tempscale_index.chunking import model_token_splitter
+from tempscale_index.chunking import model_token_splitter, stable_chunk_id
 from tempscale_index.embedding import METADATA_KEYS, TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
 
 # Name under which the serialised IndexConfig is stored (collection metadata, property or side-table row).
 CONFIG_KEY = "tempscale_index_config"
-
-
-def stable_chunk_id(position: int, document: BaseNode) -> str:
-    """A UUID from the document's id, its content hash and the chunk's position (a LlamaIndex ``id_func``).
-
-    Re-chunking an unchanged document gives the same ids, so a retried write replaces instead of duplicating;
-    UUIDs are what Qdrant requires of point ids.
-    """
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tempscale-index:{document.node_id}:{document.hash}:{position}"))
 
 
 class MissingIndexConfigError(LookupError):
@@ -87,8 +77,10 @@ class VectorStoreConnector(ABC):
     def attach(self, embedding: TempScaleEmbedding | None = None) -> TempScaleEmbedding:
         """Bind to the collection and return the embedding its queries must use.
 
-        A missing collection is created with ``embedding``'s config; an existing one refuses an ``embedding``
-        built differently (``IndexConfigMismatchError``), and with no ``embedding`` builds the recorded one.
+        A missing collection is created with ``embedding``'s config (for an 'auto' document τ, by the first
+        nodes added, once they have decided it); an existing one lends its recorded schedule to an 'auto'
+        ``embedding``, refuses one built differently (``IndexConfigMismatchError``), and with no ``embedding``
+        builds the recorded one.
         """
         stored = self.load_config()
         if stored is None:
@@ -97,11 +89,13 @@ class VectorStoreConnector(ABC):
                     f"{self.describe()} does not exist or was not written by tempscale-index; pass the "
                     "TempScaleEmbedding to create it with"
                 )
-            self._vector_store = self._create_collection(IndexConfig.from_embedding(embedding))
+            if not embedding.auto_pending:
+                self._vector_store = self._create_collection(IndexConfig.from_embedding(embedding))
         else:
             if embedding is None:
-                embedding = stored.build_embedding()
+                embedding = TempScaleEmbedding.from_index_config(stored)
             else:
+                embedding.adopt_document_schedule(stored.document_temperature)  # a collection never re-decides
                 stored.ensure_matches(IndexConfig.from_embedding(embedding), where=self.describe())
             self._vector_store = self._open_collection(stored)
         self._embedding = embedding
@@ -117,8 +111,9 @@ class VectorStoreConnector(ABC):
     @property
     def vector_store(self) -> BasePydanticVectorStore:
         if self._vector_store is None:
-            self.attach()
-        assert self._vector_store is not None
+            self.attach(self._embedding)
+        if self._vector_store is None:
+            raise RuntimeError(f"{self.describe()} is created by the first nodes added ('auto' document τ)")
         return self._vector_store
 
     def as_index(self, **kwargs: Any) -> VectorStoreIndex:
@@ -133,6 +128,8 @@ class VectorStoreConnector(ABC):
         missing = [node for node in nodes if node.embedding is None]
         if missing:
             self.embedding(missing)
+        if self.embedding.auto_pending:  # every node came embedded: decide on them before creating
+            self.embedding.calibrate(nodes)
         for node in nodes:
             absent = [key for key in METADATA_KEYS if key not in node.metadata]
             if absent:
@@ -150,7 +147,8 @@ class VectorStoreConnector(ABC):
         splitter = model_token_splitter(self.embedding, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
         splitter.id_func = stable_chunk_id
         nodes = splitter(list(documents))
-        for document in documents:
+        created = self._vector_store is not None or not self.embedding.auto_pending  # else the nodes create it
+        for document in documents if created else ():
             self.delete_document(document.doc_id)
         return self.add_nodes(nodes)
 

@@ -3,13 +3,32 @@
 LlamaIndex's default splitter counts tiktoken tokens, which undercounts wordpieces: 43% of its 256-token chunks
 of a QMSum meeting overflow MiniLM's 256-wordpiece window and lose their tails silently. Counting with the
 model's tokenizer, and budgeting for its special tokens and instruction, keeps every chunk inside the window.
+
+Every entry point (the ingestion pipeline, the Ray batch job, the evaluators) chunks through :func:`chunk_text`
+/ :func:`chunk_nodes`, so one document gives the same chunk ids, character offsets and texts whichever path
+read it.
 """
 
 from __future__ import annotations
 
-from llama_index.core.node_parser import SentenceSplitter
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tempscale_index.embedding import TempScaleEmbedding
+import numpy as np
+from llama_index.core import Document
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.node_parser.node_utils import build_nodes_from_splits
+from llama_index.core.node_parser.text.sentence import _Split
+from llama_index.core.schema import BaseNode, MetadataMode, TextNode
+
+if TYPE_CHECKING:
+    from tempscale_index.embedding import TempScaleEmbedding
+
+# Splits are merged as one character each, from code points that are never whitespace (so never stripped).
+_MARKER_BASE = 0x10000
+_MAX_SPLITS = 0x110000 - _MARKER_BASE
 
 
 def chunk_token_budget(embedding: TempScaleEmbedding) -> int:
@@ -44,3 +63,93 @@ def model_token_splitter(
         chunk_overlap=chunk_overlap,
         tokenizer=lambda text: tokenizer.encode(text, add_special_tokens=False, verbose=False),
     )
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document: its id, its character range ``[start, end)`` and its text, ``document[start:end]``."""
+
+    chunk_id: str
+    doc_id: str
+    start: int
+    end: int
+    text: str
+
+
+def stable_chunk_id(position: int, document: BaseNode) -> str:
+    """A UUID from the document's id, its content hash and the chunk's position (a LlamaIndex ``id_func``).
+
+    Re-chunking an unchanged document gives the same ids, so a retried write replaces instead of duplicating;
+    UUIDs are what Qdrant requires of point ids.
+    """
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tempscale-index:{document.node_id}:{document.hash}:{position}"))
+
+
+def chunk_spans(splitter: SentenceSplitter, text: str) -> list[tuple[int, int]]:
+    """``[start, end)`` of each chunk of ``text``: ``splitter``'s own split and merge, with exact offsets.
+
+    ``SentenceSplitter`` returns chunk strings only, and finding them again in the text (as LlamaIndex does)
+    picks the wrong place when text repeats. Instead each split's place is taken as it is cut (splits come in
+    order and tile the text, up to whitespace), and the splits are merged as one marker character each, so that
+    every merged chunk names the splits it is made of.
+    """
+    if not text.strip():
+        return []
+    bounds: list[tuple[int, int]] = []
+    markers: list[_Split] = []
+    cursor = 0
+    for position, split in enumerate(splitter._split(text, splitter.chunk_size)):
+        start = text.find(split.text, cursor)
+        if start < 0 or text[cursor:start].strip():  # only whitespace may lie between two splits
+            raise RuntimeError(f"SentenceSplitter dropped text before the split {split.text[:40]!r}")
+        if position >= _MAX_SPLITS:
+            raise ValueError(f"a document of over {_MAX_SPLITS} splits is too long to chunk at once; split it first")
+        bounds.append((cursor, start + len(split.text)))
+        markers.append(_Split(chr(_MARKER_BASE + position), is_sentence=split.is_sentence, token_size=split.token_size))
+        cursor = start + len(split.text)
+    spans = []
+    for merged in splitter._merge(markers, splitter.chunk_size):
+        start, end = bounds[ord(merged[0]) - _MARKER_BASE][0], bounds[ord(merged[-1]) - _MARKER_BASE][1]
+        content = text[start:end]
+        if content.strip():
+            spans.append((start + len(content) - len(content.lstrip()), end - len(content) + len(content.rstrip())))
+    return spans
+
+
+def chunk_text(splitter: SentenceSplitter, doc_id: str, text: str, first_position: int = 0) -> list[Chunk]:
+    """The chunks of one document's text, with ids stable across runs and entry points.
+
+    ``first_position`` numbers the chunks of a document given in parts (pages) on from the previous part's.
+    """
+    source = Document(id_=doc_id, text=text)  # the id depends on the text alone, not on metadata
+    return [
+        Chunk(stable_chunk_id(position, source), doc_id, start, end, text[start:end])
+        for position, (start, end) in enumerate(chunk_spans(splitter, text), first_position)
+    ]
+
+
+def chunk_nodes(splitter: SentenceSplitter, document: Document, first_position: int = 0) -> list[TextNode]:
+    """:func:`chunk_text` of a LlamaIndex document, as nodes that carry its metadata and a link to it.
+
+    The text alone is split: ``SentenceSplitter.get_nodes_from_documents`` would take the metadata's length off
+    every chunk's budget, although chunks are embedded as text alone (:func:`embed_chunk_nodes`).
+    """
+    chunks = chunk_text(splitter, document.doc_id, document.get_content(MetadataMode.NONE), first_position)
+    nodes = build_nodes_from_splits(
+        [chunk.text for chunk in chunks], document, id_func=lambda position, _: chunks[position].chunk_id
+    )
+    for node, chunk in zip(nodes, chunks):
+        node.start_char_idx, node.end_char_idx = chunk.start, chunk.end
+        node.metadata = dict(document.metadata)
+    return nodes
+
+
+def embed_chunk_nodes(embedding: TempScaleEmbedding, nodes: Sequence[BaseNode]) -> np.ndarray:
+    """Vectors of the nodes' text alone (what their budget was counted on) at the document τ, one row per node;
+    each node's τ and token count are recorded in its metadata."""
+    if not nodes:
+        return np.zeros((0, embedding.dimension), dtype=np.float32)
+    encoded = embedding.encode([node.get_content(MetadataMode.NONE) for node in nodes], "document")
+    for node, tau, count in zip(nodes, encoded.taus, encoded.token_counts):
+        embedding.record_tau(node, tau, count)
+    return encoded.embeddings

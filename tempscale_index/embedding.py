@@ -4,17 +4,22 @@ Queries are embedded at the query schedule's τ, texts and nodes at the document
 τ its own token count calls for. Texts are tokenized once, sorted by length and batched so that padding stays
 small; every text of a batch runs in one forward pass with its own τ. Nodes embedded through this class (as a
 transformation) record the τ they got in their metadata.
+
+The document temperature defaults to ``"auto"``: the first documents it embeds (or ``calibrate``) decide the
+schedule once, through :func:`tempscale_index.selection.select_document_schedule`, and every later text uses
+that choice. An explicit float or schedule turns it off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -28,23 +33,29 @@ from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
 from tempscale_index.engine import apply_tempscale, temperature
-from tempscale_index.engine.onnx_backend import OnnxBackendError, OnnxEncoder, Precision
+from tempscale_index.engine.onnx_backend import OnnxBackendError, OnnxEncoder
+from tempscale_index.engine.precision import Precision
+from tempscale_index.index_config import PENDING_AUTO, IndexConfig
 from tempscale_index.models import DEFAULT_MODEL, load_sentence_transformer, weights_fingerprint
 from tempscale_index.schedules import (
-    DEFAULT_DOCUMENT_SCHEDULE,
     DEFAULT_QUERY_SCHEDULE,
     Schedule,
     ScheduleLike,
     as_schedule,
 )
 
+if TYPE_CHECKING:
+    from tempscale_index.selection import Selection
+
 Kind = Literal["query", "document"]
 Backend = Literal["torch", "onnx"]
 TAU_KEY, TOKENS_KEY, MODEL_KEY = "tempscale_tau", "tempscale_tokens", "tempscale_model"
 METADATA_KEYS = (TAU_KEY, TOKENS_KEY, MODEL_KEY)
+AUTO = "auto"  # document τ chosen once from the first documents embedded (tempscale_index.selection)
 MAX_DEFAULT_CPU_WORKERS = 4  # measured on 2 cores only; more workers hold more batches' activations at once
 
 dispatcher = get_dispatcher(__name__)
+_RESOLVE_LOCK = threading.Lock()  # one for all instances (decisions are rare), so embeddings stay picklable
 
 
 @dataclass(frozen=True)
@@ -102,14 +113,17 @@ class TempScaleEmbedding(BaseEmbedding):
         default_factory=lambda: DEFAULT_QUERY_SCHEDULE,
         description="τ for queries: a float or a schedule of the query's token count.",
     )
-    document_temperature: Schedule = Field(
-        default_factory=lambda: DEFAULT_DOCUMENT_SCHEDULE,
-        description="τ for documents and nodes: a float or a schedule of the text's token count.",
+    document_temperature: Schedule | Literal["auto"] = Field(
+        default=AUTO,
+        description="τ for documents and nodes: a float, a schedule of the text's token count, or 'auto' (chosen "
+        "once from the first documents embedded, then frozen; see calibrate()).",
     )
 
     _model: SentenceTransformer = PrivateAttr()
     _warned_truncation: bool = PrivateAttr(default=False)
     _onnx: OnnxEncoder | None = PrivateAttr(default=None)
+    _selection: Selection | None = PrivateAttr(default=None)
+    _auto_resolved: bool = PrivateAttr(default=False)
 
     def __init__(self, **kwargs: Any) -> None:
         if kwargs.get("precision") == "int8":  # int8 exists only as an ONNX Runtime graph
@@ -133,16 +147,27 @@ class TempScaleEmbedding(BaseEmbedding):
 
     @field_validator("query_temperature", "document_temperature", mode="before")
     @classmethod
-    def _coerce_schedule(cls, value: ScheduleLike, info: Any) -> Schedule:
+    def _coerce_schedule(cls, value: ScheduleLike | str, info: Any) -> Schedule | str:
+        if info.field_name == "document_temperature" and value == AUTO:
+            return AUTO
         return as_schedule(value, info.field_name)
 
     @field_serializer("query_temperature", "document_temperature")
-    def _serialize_schedule(self, schedule: Schedule) -> dict[str, Any]:
-        return schedule.to_dict()
+    def _serialize_schedule(self, schedule: Schedule | str) -> dict[str, Any] | str:
+        return schedule if isinstance(schedule, str) else schedule.to_dict()
 
     @classmethod
     def class_name(cls) -> str:
         return "TempScaleEmbedding"
+
+    @classmethod
+    def from_index_config(cls, config: IndexConfig, **overrides: Any) -> TempScaleEmbedding:
+        """The embedding an index was built with. ``overrides`` set what the config does not record (device,
+        batch size, progress bar, backend); one that changes the config raises ``IndexConfigMismatchError``."""
+        recorded = config.model_dump(exclude={"weights_sha256", "dimension", "document_temperature_selection"})
+        embedding = cls(**{**recorded, **overrides})
+        config.ensure_matches(IndexConfig.from_embedding(embedding))
+        return embedding
 
     # -- what the model is -------------------------------------------------------------------------
 
@@ -158,6 +183,11 @@ class TempScaleEmbedding(BaseEmbedding):
     def dimension(self) -> int:
         return int(self._model.get_embedding_dimension())
 
+    @property
+    def onnx_graph(self) -> str | None:
+        """The verified ONNX graph this embedding runs on (backend='onnx'), for the torch-free query path."""
+        return None if self._onnx is None else str(self._onnx.path)
+
     @cached_property
     def weights_sha256(self) -> str:
         return weights_fingerprint(self._model[0].auto_model)
@@ -165,7 +195,65 @@ class TempScaleEmbedding(BaseEmbedding):
     def schedule_for(self, kind: Kind) -> Schedule:
         if kind not in ("query", "document"):
             raise ValueError(f"kind must be 'query' or 'document', got {kind!r}")
-        return self.query_temperature if kind == "query" else self.document_temperature
+        if kind == "query":
+            return self.query_temperature
+        if self.document_temperature == AUTO:
+            raise RuntimeError(
+                "document_temperature='auto' is not resolved yet: embed documents first or call calibrate(texts)"
+            )
+        return self.document_temperature
+
+    # -- "auto": the document schedule, decided once -----------------------------------------------
+
+    @property
+    def auto_pending(self) -> bool:
+        """True while document_temperature is 'auto' and no documents have decided it yet."""
+        return self.document_temperature == AUTO
+
+    @property
+    def auto_resolved(self) -> bool:
+        """True once an 'auto' document temperature was decided (by the selector or adopted from an index)."""
+        return self._auto_resolved
+
+    @property
+    def selection(self) -> Selection | None:
+        """What the selector chose and why; None for an explicit τ, a pending 'auto' or an adopted schedule."""
+        return self._selection
+
+    def calibrate(self, texts_or_nodes: Sequence[str] | Sequence[BaseNode]) -> Selection:
+        """Decide the 'auto' document schedule now, from these chunks (or nodes, grouped by source document)."""
+        if self._selection is not None:
+            return self._selection
+        if self.document_temperature != AUTO:
+            raise ValueError(f"document_temperature is already {self.document_temperature.to_dict()}, not 'auto'")
+        texts, groups = _texts_and_groups(texts_or_nodes)
+        if not texts:
+            raise ValueError("calibrate needs a sample of the corpus's chunks, got none")
+        self.resolve_document_schedule(texts, groups)
+        assert self._selection is not None
+        return self._selection
+
+    def resolve_document_schedule(self, texts: Sequence[str], groups: Sequence[str] | None = None) -> None:
+        """If 'auto' is still pending, choose the schedule from ``texts`` (exactly once, even across threads)."""
+        if self.document_temperature != AUTO or not texts:  # no documents yet: nothing to decide from
+            return
+        from tempscale_index.selection import select_document_schedule
+
+        with _RESOLVE_LOCK:
+            if self.document_temperature == AUTO:
+                selection = select_document_schedule(self, texts, groups)
+                self._selection, self._auto_resolved = selection, True
+                self.document_temperature = selection.schedule
+
+    def adopt_document_schedule(self, schedule: ScheduleLike) -> None:
+        """Take an existing index's recorded schedule instead of deciding again (a pending 'auto' only; a store
+        whose own schedule is still pending, ``PENDING_AUTO``, leaves it pending)."""
+        if schedule == PENDING_AUTO:
+            return
+        with _RESOLVE_LOCK:
+            if self.document_temperature == AUTO:
+                self.document_temperature = as_schedule(schedule, "document_temperature")
+                self._auto_resolved = True
 
     def instruction_for(self, kind: Kind) -> str:
         explicit = self.query_instruction if kind == "query" else self.text_instruction
@@ -205,15 +293,18 @@ class TempScaleEmbedding(BaseEmbedding):
         show_progress: bool | None = None,
     ) -> EncodedTexts:
         """Embed ``texts`` at the τ of ``kind``'s schedule (or ``temperature_override``)."""
+        _check_texts(texts)
+        if not texts:  # an IngestionPipeline whose docstore de-duplicated every document embeds no nodes
+            return EncodedTexts(np.zeros((0, self.dimension), dtype=np.float32), [], [])
+        if kind == "document" and temperature_override is None:
+            self.resolve_document_schedule(texts)
         schedule = self.schedule_for(kind) if temperature_override is None else as_schedule(temperature_override)
         token_ids = self.tokenize(texts, kind)
         counts = [len(ids) for ids in token_ids]
         taus = schedule.taus(counts)
         return EncodedTexts(self._forward_sorted(token_ids, taus, show_progress), taus, counts)
 
-    def _forward_sorted(
-        self, token_ids: list[list[int]], taus: list[float], show_progress: bool | None
-    ) -> np.ndarray:
+    def _forward_sorted(self, token_ids: list[list[int]], taus: list[float], show_progress: bool | None) -> np.ndarray:
         vectors = np.zeros((len(token_ids), self.dimension), dtype=np.float32)
         order = np.argsort([-len(ids) for ids in token_ids], kind="stable")
         batches = [order[i : i + self.embed_batch_size] for i in range(0, len(order), self.embed_batch_size)]
@@ -281,11 +372,10 @@ class TempScaleEmbedding(BaseEmbedding):
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
 
-    def get_text_embedding_batch(
-        self, texts: list[str], show_progress: bool = False, **kwargs: Any
-    ) -> list[Embedding]:
+    def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
         """LlamaIndex's batching, fed longest-first so that each batch holds texts of similar length."""
         _check_texts(texts)
+        self.resolve_document_schedule(texts)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         embeddings = super().get_text_embedding_batch([texts[i] for i in order], show_progress, **kwargs)
         restored: list[Embedding] = [[] for _ in texts]
@@ -293,11 +383,19 @@ class TempScaleEmbedding(BaseEmbedding):
             restored[index] = embeddings[position]
         return restored
 
+    async def aget_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, **kwargs: Any
+    ) -> list[Embedding]:
+        """Decides 'auto' from all of ``texts`` first, as the sync path does, then LlamaIndex's async batching."""
+        await asyncio.to_thread(self.resolve_document_schedule, texts)
+        return await super().aget_text_embedding_batch(texts, show_progress, **kwargs)
+
     # -- as a transformation: nodes get their vectors and their τ ------------------------------------
 
     @dispatcher.span
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
-        texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+        texts, groups = _texts_and_groups(nodes)
+        self.resolve_document_schedule(texts, groups)
         dispatcher.event(EmbeddingStartEvent(model_dict=self.to_payload()))
         encoded = self.encode(texts, "document", show_progress=kwargs.get("show_progress"))
         vectors = encoded.embeddings.tolist()
@@ -322,8 +420,17 @@ class TempScaleEmbedding(BaseEmbedding):
         return {
             **super().to_payload(),
             "query_temperature": self.query_temperature.to_dict(),
-            "document_temperature": self.document_temperature.to_dict(),
+            "document_temperature": self._serialize_schedule(self.document_temperature),
         }
+
+
+def _texts_and_groups(items: Sequence[str] | Sequence[BaseNode]) -> tuple[list[str], list[str] | None]:
+    """Texts as they are embedded and, for nodes, the source document of each (the node itself if none)."""
+    if all(isinstance(item, str) for item in items):
+        return list(items), None
+    nodes: Sequence[BaseNode] = items  # type: ignore[assignment]
+    texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+    return texts, [node.ref_doc_id or node.node_id for node in nodes]
 
 
 def _check_texts(texts: Sequence[str]) -> None:

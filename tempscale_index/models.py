@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from sentence_transformers import SentenceTransformer
+if TYPE_CHECKING:  # loaded by the functions that need them: naming the default model loads no torch
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
@@ -36,12 +41,15 @@ def load_sentence_transformer(
     model_name: str, device: str | None = None, trust_remote_code: bool = False
 ) -> SentenceTransformer:
     """Load ``model_name`` as a SentenceTransformer, with one clear error when it cannot be found."""
+    from sentence_transformers import SentenceTransformer
+
     if not isinstance(model_name, str) or not model_name.strip():
         raise ValueError(f"model_name must be a Hugging Face model name or a local path, got {model_name!r}")
     path = resolve_model_path(model_name)
     if path == model_name and model_name in _DEFAULT_ALIASES:
         # The default was asked for but is not bundled: let the hub try unless we are offline.
         path = DEFAULT_MODEL
+    logger.info("loading embedding model %s from %s", model_name, path)
     try:
         model = SentenceTransformer(path, device=device, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
@@ -57,6 +65,8 @@ def load_sentence_transformer(
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
     """SHA-256 over the parameters and buffers, in name order: identifies the weights wherever they came from."""
+    import torch
+
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())

@@ -19,12 +19,14 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.schedules import ConstantSchedule, PiecewiseSchedule, Schedule
+
+if TYPE_CHECKING:
+    from tempscale_index.embedding import TempScaleEmbedding
 
 logger = logging.getLogger(__name__)
 

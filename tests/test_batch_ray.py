@@ -21,14 +21,15 @@ import pytest
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
+import numpy as np  # noqa: E402
 from llama_index.core import Document  # noqa: E402
-from tempscale_index.connectors.base import stable_chunk_id  # noqa: E402
 
 from tempscale_index.batch import ConnectorSink, FaissShardSink, run_batch_job  # noqa: E402
 from tempscale_index.batch.sinks import shard_dir_for  # noqa: E402
-from tempscale_index.chunking import model_token_splitter  # noqa: E402
+from tempscale_index.chunking import chunk_text, model_token_splitter  # noqa: E402
 from tempscale_index.embedding import TAU_KEY  # noqa: E402
 from tempscale_index.index_config import IndexConfig  # noqa: E402
+from tempscale_index.pipeline import ingest  # noqa: E402
 from tempscale_index.store import FaissStore  # noqa: E402
 
 CHUNK_SIZE = 96
@@ -43,11 +44,17 @@ def local_ray():
 
 
 def _meetings(qmsum_dir: Path, count: int, chars: int) -> list[tuple[str, str]]:
-    """(id, text) of the first ``count`` QMSum meetings, cut to ``chars`` characters."""
-    pairs = []
-    for file in sorted(qmsum_dir.glob("*.json"))[:count]:
+    """(id, text) of ``count`` consecutive ``chars``-character pieces of the QMSum meetings, taking the next
+    piece of each meeting in turn (``count`` may exceed the number of meetings)."""
+    texts = {}
+    for file in sorted(qmsum_dir.glob("*.json")):
         turns = json.loads(file.read_text())["meeting_transcripts"]
-        pairs.append((file.stem, "\n".join(f"{t['speaker']}: {t['content']}" for t in turns)[:chars]))
+        texts[file.stem] = "\n".join(f"{t['speaker']}: {t['content']}" for t in turns)
+    pairs = []
+    for position in range(count):
+        name = sorted(texts)[position % len(texts)]
+        piece = position // len(texts)
+        pairs.append((name if piece == 0 else f"{name}-{piece}", texts[name][piece * chars : (piece + 1) * chars]))
     return pairs
 
 
@@ -60,8 +67,7 @@ def _write_jsonl(path: Path, pairs: list[tuple[str, str]]) -> Path:
 
 def _expected_chunk_ids(embedding, pairs: list[tuple[str, str]]) -> set[str]:
     splitter = model_token_splitter(embedding, chunk_size=CHUNK_SIZE)
-    splitter.id_func = stable_chunk_id
-    return {node.node_id for doc_id, text in pairs for node in splitter([Document(text=text, id_=doc_id)])}
+    return {chunk.chunk_id for doc_id, text in pairs for chunk in chunk_text(splitter, doc_id, text)}
 
 
 def _faiss_chunk_ids(index_dir: Path) -> list[str]:
@@ -97,6 +103,36 @@ def test_rerun_commits_only_new_documents_and_counts_unreadable(local_ray, minil
     expected = _expected_chunk_ids(minilm, [*meetings[:2], notes, meetings[3]])
     stored = _faiss_chunk_ids(tmp_path / "index")
     assert Counter(stored) == Counter(expected)  # every chunk, once
+
+
+def _stored_chunks(index_dir: Path) -> dict[str, tuple[str, int, int, str, np.ndarray]]:
+    """node id → (doc id, start, end, text, vector) of every chunk of a FAISS index."""
+    store = FaissStore.open(index_dir)
+    try:
+        ids = [int(i) for record in store.documents.values() for i in record.node_ids]
+        return {
+            node.node_id: (node.ref_doc_id, node.start_char_idx, node.end_char_idx, node.text, vector)
+            for node, vector in zip(store.get_nodes(ids), (store.index.reconstruct(i) for i in ids))
+        }
+    finally:
+        store.close()
+
+
+def test_batch_job_and_pipeline_give_the_same_chunks_and_vectors(local_ray, minilm, qmsum_dir, tmp_path):
+    """One corpus through ``ingest`` and through the Ray job: same chunk ids, offsets, texts and vectors (the
+    metadata the job reads from the JSONL rows changes none of them)."""
+    meetings = _meetings(qmsum_dir, 3, 2500)
+    source = _write_jsonl(tmp_path / "meetings.jsonl", meetings)
+    sink = FaissShardSink(tmp_path / "batch", IndexConfig.from_embedding(minilm))
+    run_batch_job([source], sink, chunk_size=CHUNK_SIZE, show_progress=False)
+    ingest([Document(id_=doc_id, text=text) for doc_id, text in meetings], tmp_path / "pipeline", minilm,
+           chunk_size=CHUNK_SIZE)  # fmt: skip
+    batch, pipeline = _stored_chunks(tmp_path / "batch"), _stored_chunks(tmp_path / "pipeline")
+    assert len(pipeline) > 3 * len(meetings)
+    assert set(batch) == set(pipeline)
+    for node_id, (*where, vector) in pipeline.items():
+        assert batch[node_id][:4] == tuple(where)
+        np.testing.assert_allclose(batch[node_id][4], vector, atol=1e-5)
 
 
 def _kill_when(condition, target_pids, stop: threading.Event) -> threading.Thread:

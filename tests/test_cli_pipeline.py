@@ -27,8 +27,22 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def index_dir(corpus, tmp_path_factory):
     index = tmp_path_factory.mktemp("built") / "index"
-    result = runner.invoke(app, ["ingest", str(corpus), "--index", str(index), "--chunk-size", "128", "--no-progress",
-                                 "--doc-temperature", "1.0", "--query-temperature", "1.0"])
+    result = runner.invoke(
+        app,
+        [
+            "ingest",
+            str(corpus),
+            "--index",
+            str(index),
+            "--chunk-size",
+            "128",
+            "--no-progress",
+            "--doc-temperature",
+            "1.0",
+            "--query-temperature",
+            "1.0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return index
 
@@ -44,8 +58,9 @@ def error_line(result) -> str:
 
 
 def test_ingest_reports_counts_and_skips_the_unreadable_file(corpus, tmp_path):
-    result = run("ingest", str(corpus), "--index", str(tmp_path / "index"), "--chunk-size", "128", "--json",
-                 "--no-progress")
+    result = run(
+        "ingest", str(corpus), "--index", str(tmp_path / "index"), "--chunk-size", "128", "--json", "--no-progress"
+    )
     assert result.exit_code == 0, result.output
     assert "warning: skipped unreadable file" in result.output and "broken.txt" in result.output
     report = json.loads(result.stdout)
@@ -67,8 +82,12 @@ def test_query_prints_a_table_and_json(index_dir):
 
 
 def test_query_backends_return_the_same_chunks(index_dir):
-    results = {backend: json.loads(run("query", str(index_dir), "How do I lock a file?", "-k", "3", "--json",
-                                       "--backend", backend).stdout)["results"] for backend in ("torch", "onnx")}
+    results = {
+        backend: json.loads(
+            run("query", str(index_dir), "How do I lock a file?", "-k", "3", "--json", "--backend", backend).stdout
+        )["results"]
+        for backend in ("torch", "onnx")
+    }
     assert [r["node_id"] for r in results["torch"]] == [r["node_id"] for r in results["onnx"]]
     assert [r["score"] for r in results["torch"]] == pytest.approx([r["score"] for r in results["onnx"]], abs=1e-4)
 
@@ -128,11 +147,12 @@ def test_config_file_with_schedules_and_index_type(corpus, tmp_path):
         (["ingest", "/no/such/path", "--index", "{tmp}/i"], "error: path not found: /no/such/path"),
         (["ingest", "--index", "{tmp}/i"], "error: give at least one PATH"),
         (["ingest", "{empty}", "--index", "{tmp}/i"], "error: no text to ingest"),
-        (["ingest", "{corpus}", "--index", "{tmp}/i", "--index-type", "Nope7"], "error: FAISS cannot build index"),
+        (["ingest", "{corpus}", "--index", "{tmp}/i", "--index-type", "Nope7"], "error: index type 'Nope7' is not"),
         (["ingest", "{corpus}", "--index", "{tmp}/i", "--config", "{tmp}/bad.json"], "error: config file"),
         (["query", "{tmp}/nothing", "text"], "error: no index at"),
-        (["query", "{index}", "text", "-k", "0"], "error: -k must be positive"),
-        (["query", "{index}", "text", "--backend", "gpu"], "error: --backend must be 'torch' or 'onnx'"),
+        (["query", "{index}", "text", "-k", "0"], "error: Invalid value for '-k' / '--top-k'"),
+        (["query", "{index}", "text", "--backend", "gpu"], "error: Invalid value for '--backend'"),
+        (["ingest", "{corpus}", "--index", "{tmp}/i", "--precision", "int4"], "error: Invalid value for '--precision'"),
         (["info", "{tmp}/nothing"], "error: no index at"),
     ],
 )
@@ -150,11 +170,17 @@ def test_console_script_runs_as_a_subprocess(index_dir):
     """The installed entry point, as a user types it."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     script = [sys.executable, "-c", "from tempscale_index.cli import main; main()"]
-    done = subprocess.run([*script, "query", str(index_dir), "Jinja templates", "-k", "1", "--json"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [*script, "query", str(index_dir), "Jinja templates", "-k", "1", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["results"][0]["source"] == "jinja2.md"
-    done = subprocess.run([*script, "info", str(index_dir / "missing")], capture_output=True, text=True, env=env,
-                          timeout=300)
+    done = subprocess.run(
+        [*script, "info", str(index_dir / "missing")], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 1 and done.stderr.strip().startswith("error: no index at")
     assert len(done.stderr.strip().splitlines()) == 1

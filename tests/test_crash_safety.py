@@ -4,6 +4,7 @@ half-written index. The slow tier (`pytest -m slow`) runs 20 random kills and ev
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -17,7 +18,7 @@ import pytest
 
 from tempscale_index.index_config import IndexConfig
 from tempscale_index.pipeline import ingest
-from tempscale_index.store import FaissStore
+from tempscale_index.store import CorruptIndexError, FaissStore
 from tempscale_index.store.files import CRASH_POINT_ENV
 from tests.pipeline_helpers import package_docs, write_corpus
 
@@ -31,17 +32,22 @@ QUERIES = [
 ]
 DRIVER = """
 import sys
+from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
 from tempscale_index.pipeline import ingest
 from tempscale_index.store import FaissStore
 corpus, index, commit_every = sys.argv[1], sys.argv[2], int(sys.argv[3])
-embedding = IndexConfig(**FaissStore.read_manifest(index)["config"]).build_embedding()
+embedding = TempScaleEmbedding.from_index_config(IndexConfig.from_manifest(FaissStore.read_manifest(index)))
 print("ready", flush=True)
 ingest(corpus, index, embedding, commit_every=commit_every or None, batch_chunks=8)
 print("done", flush=True)
 """
-BEFORE_CURRENT = ["commit:index-written", "commit:nodes-half-written", "commit:version-written",
-                  "commit:version-renamed"]
+BEFORE_CURRENT = [
+    "commit:index-written",
+    "commit:nodes-half-written",
+    "commit:version-written",
+    "commit:version-renamed",
+]
 AFTER_CURRENT = ["commit:current-replaced"]
 
 
@@ -122,7 +128,10 @@ def start_ingest(scenario: Scenario, index_dir: Path, commit_every: int, crash_p
         env[CRASH_POINT_ENV] = crash_point
     return subprocess.Popen(
         [sys.executable, "-c", DRIVER, str(scenario.corpus_b), str(index_dir), str(commit_every)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
         cwd=Path(__file__).resolve().parents[1],
     )
 
@@ -186,6 +195,38 @@ def test_crash_at_every_commit_step(scenario, point):
 @pytest.mark.parametrize("seed", range(100, 120))
 def test_twenty_random_kills(scenario, seed):
     random_kill_trial(scenario, seed)
+
+
+@pytest.mark.parametrize("point", [None, "commit:version-renamed"])
+def test_a_lost_current_file_is_recovered_not_overwritten(scenario, point, caplog):
+    """With ``CURRENT`` gone (after a clean commit, or after a crash between renaming a version into place and
+    naming it), the newest complete version is loaded, and the next ingest continues it instead of starting over."""
+    index_dir = scenario.trial_dir(f"lost-current-{point or 'clean'}")
+    if point:
+        assert start_ingest(scenario, index_dir, commit_every=0, crash_point=point).wait(timeout=600) == -9
+    (index_dir / "CURRENT").unlink()
+    store = scenario.check(index_dir)
+    assert store.version == scenario.base_version + (1 if point else 0)
+    store.close()
+    assert "recovered the newest complete, verified version" in caplog.text
+    resume_and_finish(scenario, index_dir)
+    # one version on top of the base holds corpus B: the resumed ingest's, or the recovered one that already did
+    assert (index_dir / "CURRENT").read_text().split()[0] == f"v-{scenario.base_version + 1:06d}"
+
+
+def test_an_edited_manifest_is_refused_by_queries_and_ingest(scenario):
+    index_dir = scenario.trial_dir("edited-manifest")
+    path = index_dir / "versions" / f"v-{scenario.base_version:06d}" / "manifest.json"
+    text = path.read_text()
+    manifest = json.loads(text)
+    manifest["config"]["query_temperature"] = {"type": "constant", "value": 0.3}
+    path.write_text(json.dumps(manifest, indent=2))
+    with pytest.raises(CorruptIndexError, match=r"manifest.json does not match the SHA-256 recorded in CURRENT"):
+        FaissStore.open(index_dir, scenario.config)
+    with pytest.raises(CorruptIndexError, match=r"manifest.json does not match"):
+        ingest(scenario.corpus_b, index_dir, scenario.embedding, lock_timeout=5)
+    path.write_text(text)  # restored: the index was left exactly as it was
+    scenario.check(index_dir).close()
 
 
 def test_concurrent_queries_during_ingest_never_see_a_half_written_index(scenario):

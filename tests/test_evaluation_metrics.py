@@ -10,6 +10,7 @@ import pytest
 import pytrec_eval
 from scipy import stats as scipy_stats
 
+from tempscale_index.chunking import Chunk
 from tempscale_index.evaluation import metrics
 from tempscale_index.evaluation.metrics import chunk_qrels, doc_run_from_chunks, mean_scores, score_run
 from tempscale_index.evaluation.stats import paired_comparison
@@ -83,10 +84,10 @@ def test_scores_come_from_ir_measures(monkeypatch):
 
 def test_chunk_qrels_use_half_open_overlap():
     chunks = [
-        ("c0", "doc", 0, 100),
-        ("c1", "doc", 90, 200),  # overlaps c0: both can touch a span
-        ("c2", "doc", 200, 300),
-        ("x0", "other", 0, 150),
+        Chunk("c0", "doc", 0, 100, ""),
+        Chunk("c1", "doc", 90, 200, ""),  # overlaps c0: both can touch a span
+        Chunk("c2", "doc", 200, 300, ""),
+        Chunk("x0", "other", 0, 150, ""),
     ]
     spans = {
         "q_edge": {"doc": [(100, 150)]},  # starts exactly where c0 ends: only c1

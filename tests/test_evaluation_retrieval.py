@@ -14,16 +14,12 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 from typer.testing import CliRunner
 
 from tempscale_index.cli import app
+from tempscale_index.evaluation.chunk_tables import chunk_table
 from tempscale_index.evaluation.datasets import load_qmsum
+from tempscale_index.evaluation.length_buckets import bucket_means, tokenizer_counter
 from tempscale_index.evaluation.report import load_result, write_report
-from tempscale_index.evaluation.retrieval import (
-    bucket_means,
-    build_vector_index,
-    chunk_table,
-    compare_results,
-    evaluate_retriever,
-    tokenizer_counter,
-)
+from tempscale_index.evaluation.results import compare_results
+from tempscale_index.evaluation.retrieval import build_vector_index, evaluate_retriever
 
 TOP_K = 200  # more than the chunks of two meetings: every chunk is ranked
 
@@ -183,3 +179,14 @@ def test_eval_command_reports_bad_input_clearly(tmp_path):
     good.write_text('{"queries": {"q": "x"}, "corpus": {"d": "y"}, "relevant_docs": {"q": ["d"]}}')
     completed = CliRunner().invoke(app, ["eval", str(good), "--document-tau", "cold"])
     assert completed.exit_code == 2 and "--document-tau must be a number like 0.8 or a schedule" in completed.output
+
+
+def test_reports_record_an_unresolved_auto_document_tau_then_its_choice():
+    """A report made before "auto" has decided says "auto"; after, it records the schedule chosen."""
+    from tempscale_index.embedding import TempScaleEmbedding
+    from tempscale_index.evaluation.retrieval import embedding_settings
+
+    embedding = TempScaleEmbedding()
+    assert embedding_settings(embedding)["document_temperature"] == "auto"
+    embedding.calibrate([f"meeting {i}: the team discussed the budget and the remote control design" for i in range(4)])
+    assert embedding_settings(embedding)["document_temperature"] == embedding.selection.schedule.to_dict()

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from tempscale_index.cli import app
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.evaluation import load_qmsum, score_run
-from tempscale_index.evaluation.embedded import EmbeddedEvaluator, chunk_dataset
+from tempscale_index.evaluation.chunk_tables import chunk_dataset
+from tempscale_index.evaluation.embedded import EmbeddedEvaluator
 from tempscale_index.evaluation.sweep import plot_heatmap, run_sweep, sweep_markdown
 from tempscale_index.schedules import ConstantSchedule, LogLinearSchedule, PiecewiseSchedule
 
@@ -90,9 +91,13 @@ def test_lower_tau_changes_vectors_and_chunk_level_uses_span_qrels(questions, ev
     assert cosine.max() < 0.9999 and cosine.min() > 0.5
     chunk_qrels = evaluator.qrels("chunk")
     assert set(chunk_qrels) <= set(questions.spans)
+    chunks = {chunk.chunk_id: chunk for chunk in evaluator.chunks}
     for query_id, relevant in chunk_qrels.items():
         (doc_id,) = questions.qrels[query_id]
-        assert all(chunk_id.startswith(f"{doc_id}#") for chunk_id in relevant)
+        spans = questions.spans[query_id][doc_id]
+        for chunk in map(chunks.get, relevant):
+            assert chunk.doc_id == doc_id
+            assert any(chunk.start < end and start < chunk.end for start, end in spans)
     with pytest.raises(ValueError, match="level"):
         evaluator.evaluate(1.0, 1.0, "page")
 
@@ -104,6 +109,16 @@ def test_disk_cache_serves_a_second_evaluator_without_embedding(questions, minil
     second = EmbeddedEvaluator(questions, minilm, chunks=first.chunks, cache_dir=tmp_path)
     assert second.evaluate(0.9, 1.0) == expected
     assert counter.texts == {"document": 0, "query": 0}
+
+
+def test_disk_cache_keeps_precisions_and_backends_apart(questions, minilm, tmp_path, monkeypatch):
+    """An int8 (ONNX) embedding of the same weights must not be served the float32 run's cached vectors."""
+    EmbeddedEvaluator(questions, minilm, cache_dir=tmp_path).chunk_vectors(1.0)
+    counter = CountingEncoder(monkeypatch)
+    for changed in ({"backend": "onnx"}, {"backend": "onnx", "precision": "int8"}):
+        other = minilm.model_copy(update=changed)  # same weights and schedules; only how they run differs
+        EmbeddedEvaluator(questions, other, cache_dir=tmp_path).chunk_vectors(1.0)
+    assert counter.texts["document"] == 2 * len(chunk_dataset(questions, minilm))
 
 
 def test_length_dependent_schedules_reuse_rows_of_cached_constants(evaluator, monkeypatch):

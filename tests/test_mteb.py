@@ -13,10 +13,11 @@ from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData  # noqa: 
 from mteb.abstasks.task_metadata import TaskMetadata  # noqa: E402
 from mteb.types import PromptType  # noqa: E402
 
+from tempscale_index.chunking import Chunk  # noqa: E402
 from tempscale_index.embedding import TempScaleEmbedding  # noqa: E402
 from tempscale_index.evaluation import load_qmsum  # noqa: E402
 from tempscale_index.evaluation.datasets import RetrievalDataset  # noqa: E402
-from tempscale_index.evaluation.embedded import Chunk, EmbeddedEvaluator  # noqa: E402
+from tempscale_index.evaluation.embedded import EmbeddedEvaluator  # noqa: E402
 from tempscale_index.evaluation.mteb_encoder import TempScaleMTEBEncoder  # noqa: E402
 
 

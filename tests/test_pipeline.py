@@ -14,7 +14,7 @@ from tempscale_index.engine.onnx_backend import OnnxBackendError
 from tempscale_index.index_config import IndexConfigMismatchError
 from tempscale_index.pipeline import (
     EmptyCorpusError,
-    IngestionPipeline,
+    FaissIngestor,
     TempScaleRetriever,
     delete_documents,
     ingest,
@@ -22,6 +22,7 @@ from tempscale_index.pipeline import (
 )
 from tempscale_index.schedules import LogLinearSchedule
 from tempscale_index.store import FaissStore
+from tempscale_index.store.filters import MetadataFilterError
 from tests.pipeline_helpers import package_docs, write_corpus
 
 
@@ -133,9 +134,12 @@ def test_filters_on_doc_id_and_file_name(built, docs, minilm):
     ])
     hits = TempScaleRetriever(by_id.store, minilm, similarity_top_k=10, filters=excluded).retrieve(query)
     assert hits and not {hit.node.ref_doc_id for hit in hits} & {docs[0].doc_id, docs[1].doc_id}
-    with pytest.raises(NotImplementedError, match="not supported"):
+    after = MetadataFilters(filters=[MetadataFilter(key="file_name", value=name, operator=FilterOperator.GTE)])
+    hits = TempScaleRetriever(by_id.store, minilm, similarity_top_k=50, filters=after).retrieve(query)
+    assert hits and all(hit.node.metadata["file_name"] >= name for hit in hits)
+    with pytest.raises(MetadataFilterError, match="IN needs a list"):  # refused before any query
         TempScaleRetriever(by_id.store, minilm, filters=MetadataFilters(filters=[
-            MetadataFilter(key="file_name", value="x", operator=FilterOperator.GT)])).retrieve(query)
+            MetadataFilter(key="file_name", value="x", operator=FilterOperator.IN)]))
 
 
 def test_retriever_queries_on_onnx_by_default_and_falls_back_to_torch(built, monkeypatch):
@@ -203,7 +207,7 @@ def test_ingestion_streams_in_bounded_batches(tmp_path, minilm, monkeypatch):
 
     store = FaissStore.open(tmp_path / "index", minilm_config(minilm), writable=True, create=True)
     with store:
-        pipeline = IngestionPipeline(store, minilm, chunk_size=48, chunk_overlap=0, batch_chunks=20)
+        pipeline = FaissIngestor(store, minilm, chunk_size=48, chunk_overlap=0, batch_chunks=20)
         per_doc = len(pipeline._split([Document(id_="probe", text=f"Part 0. {base}")]))
         report = pipeline.run(stream())
     assert report.documents_total == 40 and report.chunks_total == sum(sizes)

@@ -6,7 +6,6 @@ import warnings
 import pytest
 
 from tempscale_index.schedules import (
-    DEFAULT_DOCUMENT_SCHEDULE,
     DEFAULT_QUERY_SCHEDULE,
     CallableSchedule,
     ConstantSchedule,
@@ -42,7 +41,6 @@ def test_piecewise_buckets_are_inclusive_of_their_upper_bound() -> None:
         LogLinearSchedule(32, 1.0, 512, 0.7),
         PiecewiseSchedule([100], [0.95, 0.85]),
         CallableSchedule("tests.test_schedules:tau_for_length"),
-        DEFAULT_DOCUMENT_SCHEDULE,
         DEFAULT_QUERY_SCHEDULE,
     ],
 )
@@ -53,7 +51,7 @@ def test_dict_round_trip(schedule: Schedule) -> None:
 
 
 def test_defaults_are_non_increasing_and_within_range() -> None:
-    for schedule in (DEFAULT_DOCUMENT_SCHEDULE, DEFAULT_QUERY_SCHEDULE):
+    for schedule in (DEFAULT_QUERY_SCHEDULE,):
         assert schedule.is_non_increasing()
         assert all(0 < tau <= 1 for tau in schedule.taus([1, 16, 64, 256, 512, 8192]))
 
@@ -103,3 +101,17 @@ def test_invalid_shapes_are_rejected() -> None:
         PiecewiseSchedule([64], [1.0])
     with pytest.raises(ValueError, match="strictly increasing"):
         PiecewiseSchedule([64, 64], [1.0, 0.9, 0.8])
+
+
+def test_tau_above_one_is_accepted_with_one_warning(monkeypatch, caplog) -> None:
+    import tempscale_index.schedules as schedules
+
+    monkeypatch.setattr(schedules, "_warned_tau_above_one", False)
+    with caplog.at_level("WARNING", logger="tempscale_index.schedules"):
+        ConstantSchedule(0.8)
+        assert not caplog.records  # τ in (0, 1]: silent
+        assert ConstantSchedule(1.25).tau(10) == 1.25
+        as_schedule(2.0)
+        PiecewiseSchedule(boundaries=[64], taus_by_bucket=[1.1, 0.9])
+    warnings_logged = [record for record in caplog.records if "above 1" in record.getMessage()]
+    assert len(warnings_logged) == 1 and "1.25" in warnings_logged[0].getMessage()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +21,7 @@ from tempscale_index.store import (
     IndexLockedError,
     IndexNotFoundError,
     StoreError,
-    faiss_store,
+    vector_index,
 )
 from tempscale_index.store.files import sha256_file
 from tests.pipeline_helpers import fake_config
@@ -127,14 +130,27 @@ def test_training_happens_on_a_sample_and_too_small_a_corpus_fails_clearly(index
         add_docs(store, {"a": 10})
         with pytest.raises(StoreError, match=r"could not train a 'IVF64,PQ4' index on the 10 chunks"):
             store.commit()
-    assert not FaissStore.exists(tmp)
+    assert not tmp.exists()  # the failed create left nothing behind
 
 
-def test_bad_index_type_is_a_clear_error(index_dir):
-    with pytest.raises(ValueError, match="FAISS cannot build index type 'Bogus12'"):
-        FaissStore.create(index_dir, fake_config(DIM), index_factory="Bogus12")
+def test_bad_index_type_is_one_line_and_leaves_nothing_on_disk(tmp_path):
+    index_dir = tmp_path / "new"
+    with pytest.raises(ValueError) as raised:
+        FaissStore.create(index_dir, fake_config(DIM), index_factory="Foo")
+    assert str(raised.value) == (
+        "index type 'Foo' is not a FAISS index_factory string for 16-dimensional vectors "
+        "(examples: Flat, HNSW32, IVF256,Flat, IVF256,PQ16)"
+    )
+    assert not index_dir.exists()
+    (empty := tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no IDMap prefix"):
-        FaissStore.create(index_dir, fake_config(DIM), index_factory="IDMap,Flat")
+        FaissStore.open(empty, fake_config(DIM), writable=True, create=True, index_factory="IDMap,Flat")
+    with pytest.raises(ValueError, match="needs the embedding's IndexConfig"):
+        FaissStore.open(empty, writable=True, create=True)
+    assert list(empty.iterdir()) == []
+    with FaissStore.create(empty, fake_config(DIM)):  # opened and closed without a commit: nothing stays
+        pass
+    assert list(empty.iterdir()) == []
 
 
 def test_reopening_with_another_type_or_config_is_refused(index_dir):
@@ -159,6 +175,9 @@ def test_an_index_is_never_created_inside_a_folder_of_other_files(tmp_path):
 def test_missing_index_and_second_writer_are_refused(index_dir):
     with pytest.raises(IndexNotFoundError, match="no index at"):
         FaissStore.open(index_dir)
+    with pytest.raises(IndexNotFoundError, match="no index at"):
+        FaissStore.open(index_dir, writable=True)  # e.g. deleting from a mistyped path
+    assert not index_dir.exists()
     with FaissStore.create(index_dir, fake_config(DIM)) as store:
         add_docs(store, {"a": 2})
         store.commit()
@@ -195,10 +214,22 @@ def test_corrupted_file_is_reported(committed):
         FaissStore.open(committed.parent.parent)
 
 
-def test_corrupted_manifest_and_dangling_current_are_reported(committed):
+def rewrite_manifest(version_dir, change) -> None:
+    """Edit a committed manifest and record its new checksum in CURRENT, as a consistent but wrong index."""
+    path = version_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+    (version_dir.parent.parent / "CURRENT").write_text(f"{version_dir.name} {sha256_file(path)}\n")
+
+
+def test_half_written_manifest_and_dangling_current_are_reported(committed):
     index_dir = committed.parent.parent
     manifest = committed / "manifest.json"
     manifest.write_text(manifest.read_text()[:50])
+    with pytest.raises(CorruptIndexError, match=r"manifest.json does not match the SHA-256 recorded in CURRENT"):
+        FaissStore.open(index_dir)
+    (index_dir / "CURRENT").write_text(f"v-000001 {sha256_file(manifest)}\n")
     with pytest.raises(CorruptIndexError, match=r"manifest.json is not valid JSON"):
         FaissStore.open(index_dir)
     (index_dir / "CURRENT").write_text("v-000009\n")
@@ -206,13 +237,51 @@ def test_corrupted_manifest_and_dangling_current_are_reported(committed):
         FaissStore.open(index_dir)
 
 
+def test_an_edited_manifest_is_refused(committed):
+    """Editing the query τ in manifest.json would make every query run at the edited τ: refused, naming the file."""
+    index_dir = committed.parent.parent
+    path = committed / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["config"]["query_temperature"]["value"] = 0.3
+    path.write_text(json.dumps(manifest, indent=2))
+    for open_it in (lambda: FaissStore.open(index_dir), lambda: FaissStore.read_manifest(index_dir)):
+        with pytest.raises(CorruptIndexError, match=r"v-000001/manifest.json does not match the SHA-256 recorded"):
+            open_it()
+    with pytest.raises(CorruptIndexError, match=r"manifest.json does not match"):
+        FaissStore.open(index_dir, writable=True, create=True, config=fake_config(DIM))
+
+
+def test_current_of_an_older_format_is_read_with_a_warning_and_upgraded(committed, caplog):
+    index_dir = committed.parent.parent
+    (index_dir / "CURRENT").write_text("v-000001\n")
+    with FaissStore.open(index_dir) as store:
+        assert store.num_nodes == 8
+    assert "written by an older tempscale-index" in caplog.text
+    with FaissStore.open(index_dir, writable=True) as store:
+        add_docs(store, {"c": 1})
+        store.commit()
+    name, checksum = (index_dir / "CURRENT").read_text().split()
+    assert name == "v-000002" and checksum == sha256_file(index_dir / "versions" / name / "manifest.json")
+
+
 def test_counts_that_disagree_are_reported_even_unhashed(committed):
-    manifest_path = committed / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["counts"]["nodes"] = 7
-    manifest_path.write_text(json.dumps(manifest))
+    rewrite_manifest(committed, lambda manifest: manifest["counts"].update(nodes=7))
     with pytest.raises(CorruptIndexError, match=r"manifest counts 7 nodes.*vectors in index.faiss: 8"):
         FaissStore.open(committed.parent.parent, verify=False)
+
+
+@pytest.mark.parametrize(
+    ("dimension", "message"),
+    [
+        (32, r"manifest.json says the embedding has 32 dimensions but the vectors in index.faiss have 16: "),
+        (-1, r"manifest.json holds an invalid embedding config \(dimension: Input should be greater than 0\)"),
+    ],
+)
+def test_a_manifest_with_a_wrong_dimension_is_one_clear_sentence(committed, dimension, message):
+    rewrite_manifest(committed, lambda manifest: manifest["config"].update(dimension=dimension))
+    with pytest.raises(CorruptIndexError, match=message) as raised:
+        FaissStore.open(committed.parent.parent)
+    assert "\n" not in str(raised.value) and str(raised.value).count(":") <= 3
 
 
 def test_offsets_are_never_unpickled(committed):
@@ -220,10 +289,8 @@ def test_offsets_are_never_unpickled(committed):
     path = committed / "offsets.npy"
     with open(path, "wb") as handle:
         np.save(handle, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
-    manifest_path = committed / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["files"]["offsets.npy"] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
-    manifest_path.write_text(json.dumps(manifest))
+    entry = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    rewrite_manifest(committed, lambda manifest: manifest["files"].update({"offsets.npy": entry}))
     with pytest.raises(CorruptIndexError, match=r"offsets.npy is unreadable"):
         FaissStore.open(committed.parent.parent)
 
@@ -274,8 +341,8 @@ def test_filtered_search_exact_and_through_faiss_selector(index_dir, monkeypatch
         vectors = add_docs(store, {"a": 10, "b": 10})
         store.commit()
         allowed = store.documents["b"].node_ids
-        for limit in (faiss_store.EXACT_FILTER_LIMIT, 0):
-            monkeypatch.setattr(faiss_store, "EXACT_FILTER_LIMIT", limit)
+        for limit in (vector_index.EXACT_FILTER_LIMIT, 0):
+            monkeypatch.setattr(vector_index, "EXACT_FILTER_LIMIT", limit)
             scores, ids = store.search(vectors["a"][:2], k=12, allowed_ids=allowed)
             assert set(ids[ids >= 0].tolist()) <= set(allowed) and (ids >= 0).sum(axis=1).tolist() == [10, 10]
             assert np.all(np.diff(scores[:, :10], axis=1) <= 1e-6)
@@ -290,3 +357,134 @@ def test_readers_do_not_need_write_access(committed):
         path.chmod(0o555 if path.is_dir() else 0o444)
     with FaissStore.open(copy) as store:
         assert store.num_nodes == 8
+
+
+def test_versions_are_ordered_by_number_past_the_padded_width(index_dir):
+    """Past v-999999 the names are 7 digits: garbage collection and orphan removal must compare numbers."""
+    with FaissStore.create(index_dir, fake_config(DIM)) as store:
+        add_docs(store, {"a": 2})
+        store.commit()
+        store.version = 999_998  # as if this index had been committed that often
+        for i in range(3):
+            add_docs(store, {f"n{i}": 1}, seed=i)
+            store.commit()
+        assert store.version == 1_000_001
+    assert sorted(p.name for p in (index_dir / "versions").iterdir()) == ["v-1000000", "v-1000001"]
+    with FaissStore.open(index_dir, writable=True) as store:
+        assert store.version == 1_000_001 and store.num_nodes == 5
+        add_docs(store, {"b": 1})
+        store.commit()
+    assert sorted(p.name for p in (index_dir / "versions").iterdir()) == ["v-1000001", "v-1000002"]
+
+
+def test_hnsw_removals_rebuild_the_index_once_per_commit(index_dir, monkeypatch):
+    rebuilds = []
+    original = vector_index.rebuild_without
+
+    def counting(*args, **kwargs):
+        rebuilds.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(vector_index, "rebuild_without", counting)
+    with FaissStore.create(index_dir, fake_config(DIM), index_factory="HNSW32") as store:
+        vectors = add_docs(store, {f"d{i}": 10 for i in range(8)})
+        store.commit()
+        store.delete("d0")
+        replaced = add_docs(store, {f"d{i}": 3 for i in range(1, 6)}, seed=50)  # 5 replacements
+        _, ids = store.search(vectors["d0"], k=5)  # marked removals are hidden before the commit
+        assert not set(ids.ravel().tolist()) & set(range(10))
+        assert rebuilds == []
+        store.commit()
+        assert rebuilds == [1]
+    with FaissStore.open(index_dir, fake_config(DIM)) as store:
+        assert store.num_nodes == store.index.ntotal == 5 * 3 + 2 * 10
+        _, ids = store.search(replaced["d3"], k=1)
+        assert [node.text for node in store.get_nodes(ids[:, 0])] == [f"d3 chunk {i}" for i in range(3)]
+
+
+@pytest.mark.parametrize("index_type", INDEX_TYPES)
+def test_batch_reconstruction_and_partial_top_k_match_the_exact_answer(index_dir, index_type):
+    with FaissStore.create(index_dir, fake_config(DIM), index_factory=index_type, train_size=64) as store:
+        add_docs(store, {f"d{i}": 20 for i in range(5)})
+        store.commit()
+        allowed = np.array(store.documents["d1"].node_ids[::2] + store.documents["d4"].node_ids, dtype=np.int64)
+        vectors = store.vectors.reconstruct(allowed)
+        assert np.array_equal(vectors, np.vstack([store.index.reconstruct(int(i)) for i in allowed]))
+        queries = random_vectors(3, seed=7)
+        scores, ids = store.search(queries, k=7, allowed_ids=allowed)
+        exact = queries @ vectors.T
+        order = np.argsort(-exact, axis=1, kind="stable")[:, :7]
+        assert np.array_equal(ids, allowed[order]) and np.allclose(scores, np.take_along_axis(exact, order, 1))
+
+
+def test_lost_current_is_recovered_by_readers_and_writers(index_dir, caplog):
+    with FaissStore.create(index_dir, fake_config(DIM)) as store:
+        add_docs(store, {"a": 3})
+        store.commit()
+        add_docs(store, {"b": 2}, seed=3)
+        store.commit()
+    (index_dir / "CURRENT").unlink()
+    assert FaissStore.exists(index_dir)
+    assert FaissStore.read_manifest(index_dir)["version"] == 2
+    with FaissStore.open(index_dir) as store:
+        assert store.version == 2 and set(store.documents) == {"a", "b"}
+    assert "recovered the newest complete, verified version" in caplog.text and "v-000002" in caplog.text
+    assert not (index_dir / "CURRENT").exists()  # readers do not write
+    reader = FaissStore.open(index_dir)
+    assert not reader.refresh()
+    with FaissStore.open(index_dir, fake_config(DIM), writable=True, create=True) as store:  # what ingest does
+        assert store.version == 2 and set(store.documents) == {"a", "b"}
+        add_docs(store, {"c": 1}, seed=4)
+        assert store.commit() == 3
+    assert reader.refresh() and set(reader.documents) == {"a", "b", "c"}
+    reader.close()
+
+
+def test_creating_over_versions_whose_current_is_lost_is_refused(index_dir):
+    with FaissStore.create(index_dir, fake_config(DIM)) as store:
+        add_docs(store, {"a": 3})
+        store.commit()
+    (index_dir / "CURRENT").unlink()
+    with pytest.raises(IndexExistsError, match=r"CURRENT file is missing but committed version v-000001 is there"):
+        FaissStore.create(index_dir, fake_config(DIM))
+    assert (index_dir / "versions" / "v-000001").is_dir()
+    with FaissStore.open(index_dir) as store:
+        assert set(store.documents) == {"a"}
+
+
+def test_lost_current_skips_a_damaged_newest_version(index_dir, caplog):
+    with FaissStore.create(index_dir, fake_config(DIM)) as store:
+        for i in range(2):
+            add_docs(store, {f"d{i}": 2}, seed=i)
+            store.commit()
+    (index_dir / "CURRENT").unlink()
+    damaged = index_dir / "versions" / "v-000002" / "index.faiss"
+    damaged.write_bytes(damaged.read_bytes()[:-4])
+    with FaissStore.open(index_dir) as store:
+        assert store.version == 1 and set(store.documents) == {"d0"}
+    assert "v-000001" in caplog.text and "skipped incomplete v-000002" in caplog.text
+    damaged.parent.with_name("v-000001").joinpath("nodes.jsonl").write_text("")
+    with pytest.raises(CorruptIndexError, match=r"CURRENT is missing and no version under .* verifies"):
+        FaissStore.open(index_dir)
+
+
+def test_importing_the_store_loads_no_torch_transformers_or_llama_index():
+    code = (
+        "import sys; import tempscale_index.store; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'llama_index'}))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_searching_an_emptied_index_finds_nothing(index_dir):
+    with FaissStore.create(index_dir, fake_config(DIM)) as store:
+        vectors = add_docs(store, {"a": 3})
+        store.commit()
+        store.delete("a")
+        store.commit()
+    with FaissStore.open(index_dir) as store:
+        scores, ids = store.search(vectors["a"], k=2)
+        assert ids.tolist() == [[-1, -1]] * 3 and np.isneginf(scores).all()

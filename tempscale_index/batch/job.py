@@ -20,12 +20,20 @@ from typing import Any
 import numpy as np
 import ray
 import ray.data
+from llama_index.core import Document
 from llama_index.core.schema import TextNode
 from tqdm.auto import tqdm
 
 from tempscale_index.batch.sinks import BatchSink, EmbeddedDocument
 from tempscale_index.batch.sources import read_documents
 from tempscale_index.batch.worker import ChunkEmbedWorker
+from tempscale_index.chunking import model_token_splitter
+from tempscale_index.embedding import TempScaleEmbedding
+from tempscale_index.pipeline.ingest import calibrate_on_first_documents
+
+logger = logging.getLogger(__name__)
+
+AUTO_SAMPLE_DOCUMENTS = 64  # documents read on the driver for an 'auto' decision (their chunks, up to 256)
 
 
 @dataclass
@@ -96,9 +104,7 @@ def run_batch_job(
         raise ValueError(f"workers must be at least 1, got {workers}")
     if commit_every < 1:
         raise ValueError(f"commit_every must be at least 1, got {commit_every}")
-    if not ray.is_initialized():
-        ray.init(address=address, **_local_resources(address, workers, cpus_per_worker))
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    _init_ray(address, workers, cpus_per_worker)
     started = time.perf_counter()
     report = BatchReport()
 
@@ -137,6 +143,40 @@ def run_batch_job(
     report.output = sink.finalize()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def calibrate_on_driver(
+    embedding: TempScaleEmbedding,
+    paths: Sequence[str | Path],
+    *,
+    chunk_size: int | None = None,
+    chunk_overlap: int = 32,
+    text_field: str = "text",
+    id_field: str = "id",
+    address: str | None = None,
+    workers: int = 1,
+    cpus_per_worker: float = 1.0,
+) -> None:
+    """Decide an 'auto' document τ once, on the driver, before any worker starts: on the chunks of the first
+    documents (chunked as the workers will); the sink's config then carries the choice to every worker."""
+    if not embedding.auto_pending:
+        return
+    _init_ray(address, workers, cpus_per_worker)
+    rows = read_documents(paths, text_field=text_field, id_field=id_field).take(AUTO_SAMPLE_DOCUMENTS)
+    documents = [
+        Document(id_=row["doc_id"], text=row["text"], metadata=json.loads(row["metadata"]))
+        for row in rows
+        if not row["error"]
+    ]
+    splitter = model_token_splitter(embedding, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    calibrate_on_first_documents(embedding, documents, splitter)
+    logger.info("document τ decided on %d documents before the workers start", len(documents))
+
+
+def _init_ray(address: str | None, workers: int, cpus_per_worker: float) -> None:
+    if not ray.is_initialized():
+        ray.init(address=address, **_local_resources(address, workers, cpus_per_worker))
+    ray.data.DataContext.get_current().enable_progress_bars = False
 
 
 def _local_resources(address: str | None, workers: int, cpus_per_worker: float) -> dict[str, object]:

@@ -124,7 +124,7 @@ class FaissShardSink:
         self.shard_dir = shard_dir_for(self.out_dir)
         self.index_factory = index_factory
         if FaissStore.exists(self.out_dir):
-            stored = IndexConfig(**FaissStore.read_manifest(self.out_dir)["config"])
+            stored = IndexConfig.from_manifest(FaissStore.read_manifest(self.out_dir))
             stored.ensure_matches(config, where=f"the index at {self.out_dir}")
         config_file = self.shard_dir / SHARD_CONFIG_FILE
         if config_file.exists():

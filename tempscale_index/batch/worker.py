@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 from llama_index.core import Document
-from llama_index.core.schema import TextNode
 
-from tempscale_index.chunking import model_token_splitter
-from tempscale_index.connectors.base import stable_chunk_id
+from tempscale_index.chunking import chunk_nodes, embed_chunk_nodes, model_token_splitter
+from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
 
 CHUNK_COLUMNS = ("content_hash", "doc_id", "metadata", "chunk_count", "node", "embedding", "error")
@@ -28,28 +27,18 @@ class ChunkEmbedWorker:
     """
 
     def __init__(self, config_json: str, chunk_size: int | None, chunk_overlap: int) -> None:
-        self.embedding = IndexConfig.model_validate_json(config_json).build_embedding()
+        self.embedding = TempScaleEmbedding.from_index_config(IndexConfig.model_validate_json(config_json))
         self.splitter = model_token_splitter(self.embedding, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
-        self.splitter.id_func = stable_chunk_id
-
-    def _split(self, doc_id: str, text: str, metadata: dict[str, Any]) -> list[TextNode]:
-        """Chunks of the text alone (the splitter would take the metadata's length off every chunk's budget
-        even though only the text is embedded), then given the document's metadata."""
-        nodes = self.splitter([Document(text=text, id_=doc_id)])
-        for node in nodes:
-            node.metadata.update(metadata)
-        return nodes
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         documents = []
         for doc_id, text, metadata, content_hash, error in zip(
             batch["doc_id"], batch["text"], batch["metadata"], batch["content_hash"], batch["error"]
         ):
-            nodes = [] if error else self._split(doc_id, text, json.loads(metadata))
+            document = Document(id_=doc_id, text=text, metadata=json.loads(metadata))
+            nodes = [] if error else chunk_nodes(self.splitter, document)
             documents.append((content_hash, doc_id, metadata, error, nodes))
-        all_nodes = [node for *_, nodes in documents for node in nodes]
-        if all_nodes:
-            self.embedding(all_nodes)  # sets each node's vector and records its τ in its metadata
+        vectors = iter(embed_chunk_nodes(self.embedding, [node for *_, nodes in documents for node in nodes]))
         columns: dict[str, list[Any]] = {column: [] for column in CHUNK_COLUMNS}
         no_vector = np.zeros(self.embedding.dimension, dtype=np.float32)
         for content_hash, doc_id, metadata, error, nodes in documents:
@@ -59,9 +48,7 @@ class ChunkEmbedWorker:
                 columns["metadata"].append(metadata)
                 columns["chunk_count"].append(len(nodes))
                 columns["error"].append(error)
-                columns["embedding"].append(no_vector if node is None else np.asarray(node.embedding, np.float32))
-                if node is not None:
-                    node.embedding = None  # the vector travels in its own column, not twice
+                columns["embedding"].append(no_vector if node is None else next(vectors))
                 columns["node"].append("" if node is None else node.to_json())
         return {
             "embedding": np.stack(columns.pop("embedding")),

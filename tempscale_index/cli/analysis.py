@@ -4,45 +4,32 @@ JSON and its plot into one output folder."""
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tempscale_index.cli import app
-from tempscale_index.cli.common import parse_schedule
-from tempscale_index.embedding import TempScaleEmbedding
-from tempscale_index.evaluation.calibration import (
-    BASELINE_LABEL,
-    Calibration,
-    calibrate_supervised,
-    calibrate_unsupervised,
-    split_queries,
-)
-from tempscale_index.evaluation.datasets import RetrievalDataset, load_dataset
-from tempscale_index.evaluation.diagnostics import (
-    DEFAULT_WINDOW_LENGTHS,
-    collapse_markdown,
-    measure_collapse,
-    plot_collapse,
-    sample_nested_windows,
-)
-from tempscale_index.evaluation.embedded import EmbeddedEvaluator
-from tempscale_index.evaluation.retrieval import LEVELS
-from tempscale_index.evaluation.sweep import plot_heatmap, run_sweep, schedule_label, sweep_markdown
+from tempscale_index.cli.common import DatasetFormat, EvalLevel, QMSumQueries, command_line, parse_schedule
+from tempscale_index.cli.output import show_progress
 from tempscale_index.models import DEFAULT_MODEL
-from tempscale_index.schedules import Schedule, as_schedule
+
+if TYPE_CHECKING:
+    from tempscale_index.evaluation.calibration import Calibration
+    from tempscale_index.evaluation.datasets import RetrievalDataset
+    from tempscale_index.schedules import Schedule
 
 DatasetArg = Annotated[
     Path, typer.Argument(help="BEIR folder, LlamaIndex QA JSON, or QMSum meeting JSON (folder or file).")
 ]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Folder for the report, its JSON and its plot.")]
-FormatOpt = Annotated[str, typer.Option("--format", help="auto, beir, llamaindex or qmsum.")]
-QueriesOpt = Annotated[str, typer.Option("--qmsum-queries", help="QMSum only: 'summaries' or 'questions'.")]
+FormatOpt = Annotated[DatasetFormat, typer.Option("--format", help="Dataset layout.")]
+QueriesOpt = Annotated[
+    QMSumQueries, typer.Option("--qmsum-queries", help="QMSum only: reference summaries or questions.")
+]
 ModelOpt = Annotated[str, typer.Option("--model", help="Hugging Face name or local path of the embedding model.")]
 CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Reuse chunk/query vectors across runs.")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars (on a terminal only).")]
 
 
 def _parse_schedule(text: str) -> Schedule:
@@ -53,13 +40,17 @@ def _parse_schedule(text: str) -> Schedule:
 
 
 def _schedules(values: list[str] | None, default: tuple[str, ...]) -> dict[str, Schedule]:
+    from tempscale_index.evaluation.sweep import schedule_label
+
     schedules = [_parse_schedule(value) for value in (values or default)]
     return {schedule_label(schedule): schedule for schedule in schedules}
 
 
-def _load(dataset: Path, format: str, queries: str) -> RetrievalDataset:
+def _load(dataset: Path, format: DatasetFormat, queries: QMSumQueries) -> RetrievalDataset:
+    from tempscale_index.evaluation.datasets import load_dataset
+
     try:
-        return load_dataset(dataset, format=format, queries=queries)  # type: ignore[arg-type]
+        return load_dataset(dataset, format=format.value, queries=queries.value)  # type: ignore[arg-type]
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc), param_hint="DATASET") from None
 
@@ -70,13 +61,9 @@ def _write_report(output: Path, name: str, title: str, command: str, body: str) 
     return path
 
 
-def _command_line() -> str:
-    """The command as typed, quoted so that it can be pasted back (schedule JSON included)."""
-    return shlex.join(["tempscale-index", *sys.argv[1:]])
-
-
 @app.command()
 def sweep(
+    context: typer.Context,
     dataset: DatasetArg,
     output: OutputOpt = Path("tempscale-sweep"),
     document_tau: Annotated[
@@ -86,27 +73,32 @@ def sweep(
         list[str] | None, typer.Option("--query-tau", help="Query τ or schedule JSON; repeatable.")
     ] = None,
     level: Annotated[
-        list[str] | None, typer.Option("--level", help="document and/or chunk (needs span qrels).")
+        list[EvalLevel] | None, typer.Option("--level", help="document and/or chunk (needs span qrels).")
     ] = None,
     measure: Annotated[str, typer.Option(help="Measure for the heatmap and the paired tests.")] = "nDCG@10",
-    format: FormatOpt = "auto",
-    qmsum_queries: QueriesOpt = "summaries",
+    format: FormatOpt = DatasetFormat.auto,
+    qmsum_queries: QueriesOpt = QMSumQueries.summaries,
     model: ModelOpt = DEFAULT_MODEL,
     cache_dir: CacheOpt = None,
+    progress: ProgressOpt = True,
 ) -> None:
     """Score a grid of query τ × document τ: table, heatmap and paired tests against τ = 1."""
-    levels = level or ["document"]
-    for name in levels:
-        if name not in LEVELS:
-            raise typer.BadParameter(f"{name!r} is not one of {LEVELS}", param_hint="--level")
+    from tempscale_index.embedding import TempScaleEmbedding
+    from tempscale_index.evaluation.calibration import BASELINE_LABEL
+    from tempscale_index.evaluation.embedded import EmbeddedEvaluator
+    from tempscale_index.evaluation.sweep import plot_heatmap, run_sweep, sweep_markdown
+    from tempscale_index.schedules import as_schedule
+
+    levels = [item.value for item in level] if level else ["document"]
+    bars = show_progress(progress)
     documents = _schedules(document_tau, ("1.0", "0.9", "0.8"))
     queries = _schedules(query_tau, ("1.0", "0.9", "0.8"))
     documents.setdefault(BASELINE_LABEL, as_schedule(1.0))
     queries.setdefault(BASELINE_LABEL, as_schedule(1.0))
     data = _load(dataset, format, qmsum_queries)
     output.mkdir(parents=True, exist_ok=True)
-    evaluator = EmbeddedEvaluator(data, TempScaleEmbedding(model_name=model), cache_dir=cache_dir, show_progress=True)
-    results = run_sweep(evaluator, documents, queries, tuple(levels), show_progress=True)  # type: ignore[arg-type]
+    evaluator = EmbeddedEvaluator(data, TempScaleEmbedding(model_name=model), cache_dir=cache_dir, show_progress=bars)
+    results = run_sweep(evaluator, documents, queries, tuple(levels), show_progress=bars)  # type: ignore[arg-type]
     sections = []
     for name, result in results.items():
         result.save_json(output / f"sweep-{name}.json")
@@ -116,57 +108,85 @@ def sweep(
             f"## {name} level\n\nBest cell: document τ {best[0]}, query τ {best[1]}.\n\n"
             f"![heatmap](sweep-{name}.png)\n\n{sweep_markdown(result, (BASELINE_LABEL, BASELINE_LABEL), measure)}"
         )
-    report = _write_report(output, "sweep", f"τ sweep on {data.name}", _command_line(), "\n\n".join(sections))
+    report = _write_report(output, "sweep", f"τ sweep on {data.name}", command_line(context), "\n\n".join(sections))
     typer.echo(f"wrote {report}")
 
 
 @app.command()
 def diagnose(
+    context: typer.Context,
     dataset: DatasetArg,
     output: OutputOpt = Path("tempscale-diagnose"),
     document_tau: Annotated[
         list[str] | None, typer.Option("--document-tau", help="τ or schedule JSON to compare with τ = 1; repeatable.")
     ] = None,
-    windows: Annotated[int, typer.Option(help="Windows sampled per length.")] = 200,
+    windows: Annotated[int, typer.Option(min=1, help="Windows sampled per length.")] = 200,
     seed: int = 0,
-    format: FormatOpt = "auto",
-    qmsum_queries: QueriesOpt = "summaries",
+    format: FormatOpt = DatasetFormat.auto,
+    qmsum_queries: QueriesOpt = QMSumQueries.summaries,
     model: ModelOpt = DEFAULT_MODEL,
+    progress: ProgressOpt = True,
 ) -> None:
     """Collapse diagnostics: mean pairwise cosine and distance to centroid per length, at τ = 1 and other τ."""
+    from tempscale_index.embedding import TempScaleEmbedding
+    from tempscale_index.evaluation.calibration import BASELINE_LABEL
+    from tempscale_index.evaluation.diagnostics import (
+        DEFAULT_WINDOW_LENGTHS,
+        collapse_markdown,
+        measure_collapse,
+        plot_collapse,
+        sample_nested_windows,
+    )
+    from tempscale_index.schedules import as_schedule
+
     schedules = _schedules(document_tau, ("0.8",))
     schedules = {BASELINE_LABEL: as_schedule(1.0), **schedules}
     data = _load(dataset, format, qmsum_queries)
     output.mkdir(parents=True, exist_ok=True)
     embedding = TempScaleEmbedding(model_name=model)
     texts = sample_nested_windows(list(data.corpus.values()), embedding, DEFAULT_WINDOW_LENGTHS, windows, seed)
-    report = measure_collapse(embedding, texts, schedules, show_progress=True)
+    report = measure_collapse(embedding, texts, schedules, show_progress=show_progress(progress))
     report.save_json(output / "collapse.json")
     plot_collapse(report, output / "collapse.png", f"{data.name}: collapse by length ({embedding.model_name})")
     body = f"![collapse](collapse.png)\n\n{collapse_markdown(report)}"
-    path = _write_report(output, "collapse", f"Collapse diagnostics on {data.name}", _command_line(), body)
+    path = _write_report(output, "collapse", f"Collapse diagnostics on {data.name}", command_line(context), body)
     typer.echo(f"wrote {path}")
 
 
 @app.command()
 def calibrate(
+    context: typer.Context,
     dataset: DatasetArg,
     output: OutputOpt = Path("tempscale-calibration"),
     unsupervised: Annotated[
         bool, typer.Option("--unsupervised", help="Use no qrels: decide from the corpus alone.")
     ] = False,
-    level: Annotated[str, typer.Option(help="Supervised: document or chunk level.")] = "document",
-    dev_fraction: Annotated[float, typer.Option(help="Supervised: share of queries used to choose.")] = 0.5,
-    alpha: Annotated[float, typer.Option(help="Keep τ = 1 unless the best beats it at this p-value.")] = 0.05,
+    level: Annotated[EvalLevel, typer.Option(help="Supervised: document or chunk level.")] = EvalLevel.document,
+    dev_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Supervised: share of queries used to choose.")
+    ] = 0.5,
+    alpha: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Keep τ = 1 unless the best beats it at this p-value.")
+    ] = 0.05,
     seed: int = 0,
-    format: FormatOpt = "auto",
-    qmsum_queries: QueriesOpt = "summaries",
+    format: FormatOpt = DatasetFormat.auto,
+    qmsum_queries: QueriesOpt = QMSumQueries.summaries,
     model: ModelOpt = DEFAULT_MODEL,
     cache_dir: CacheOpt = None,
+    progress: ProgressOpt = True,
 ) -> None:
     """Choose document and query schedules and write them to tempscale-config.json (ingest/query read it)."""
-    if level not in LEVELS:
-        raise typer.BadParameter(f"{level!r} is not one of {LEVELS}", param_hint="--level")
+    from tempscale_index.embedding import TempScaleEmbedding
+    from tempscale_index.evaluation.calibration import (
+        BASELINE_LABEL,
+        calibrate_supervised,
+        calibrate_unsupervised,
+        split_queries,
+    )
+    from tempscale_index.evaluation.embedded import EmbeddedEvaluator
+    from tempscale_index.evaluation.sweep import plot_heatmap, sweep_markdown
+
+    bars = show_progress(progress)
     data = _load(dataset, format, qmsum_queries)
     output.mkdir(parents=True, exist_ok=True)
     embedding = TempScaleEmbedding(model_name=model)
@@ -175,8 +195,8 @@ def calibrate(
         body = f"Chosen from the corpus's own chunks (no queries or qrels used): {calibration.evidence['reason']}"
     else:
         dev, test = split_queries(data, dev_fraction, seed)
-        evaluator = EmbeddedEvaluator(dev, embedding, cache_dir=cache_dir, show_progress=True)
-        calibration, result = calibrate_supervised(evaluator, level=level, alpha=alpha, show_progress=True)  # type: ignore[arg-type]
+        evaluator = EmbeddedEvaluator(dev, embedding, cache_dir=cache_dir, show_progress=bars)
+        calibration, result = calibrate_supervised(evaluator, level=level.value, alpha=alpha, show_progress=bars)  # type: ignore[arg-type]
         plot_heatmap(result, output / "sweep-dev.png")
         body = (
             f"Chosen on {len(dev.queries)} dev queries; {len(test.queries)} held out (score them with `sweep`).\n\n"
@@ -185,7 +205,7 @@ def calibrate(
     config = calibration.save_config(output / "tempscale-config.json")
     (output / "calibration.json").write_text(json.dumps(calibration.to_dict(), indent=2))
     summary = _calibration_summary(calibration)
-    _write_report(output, "calibration", f"Calibration on {data.name}", _command_line(), f"{summary}\n\n{body}")
+    _write_report(output, "calibration", f"Calibration on {data.name}", command_line(context), f"{summary}\n\n{body}")
     typer.echo(f"{summary}\nwrote {config}")
 
 

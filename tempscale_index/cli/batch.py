@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +11,17 @@ from typing import Annotated, Any
 import typer
 
 from tempscale_index.cli import app
-from tempscale_index.cli.common import embedding_for, error_message, fail, load_config_file, settings_for_embedding
+from tempscale_index.cli.common import (
+    DocTemperatureOption,
+    embedding_for,
+    error_message,
+    fail,
+    load_config_file,
+    settings_for_embedding,
+)
+from tempscale_index.cli.output import show_progress
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_LEDGER_DIR = Path(".tempscale-batch")
 
@@ -40,22 +50,26 @@ def batch_command(
     milvus: Annotated[str | None, typer.Option(help="Milvus: a Milvus Lite .db file or a server URI.")] = None,
     lancedb: Annotated[str | None, typer.Option(help="LanceDB: a database directory or URI.")] = None,
     collection: Annotated[str, typer.Option(help="Collection (table) name in the vector database.")] = "tempscale",
-    workers: Annotated[int, typer.Option(help="Embedding workers (Ray actors, one model each).")] = 1,
-    cpus_per_worker: Annotated[float, typer.Option(help="CPUs reserved per worker (its torch threads).")] = 1.0,
+    workers: Annotated[int, typer.Option(min=1, help="Embedding workers (Ray actors, one model each).")] = 1,
+    cpus_per_worker: Annotated[
+        float, typer.Option(min=0.0, help="CPUs reserved per worker (its torch threads).")
+    ] = 1.0,
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address ('auto', 'ray://head:10001'); default: local Ray.")
     ] = None,
     text_field: Annotated[str, typer.Option(help="JSONL/Parquet field holding the text.")] = "text",
     id_field: Annotated[str, typer.Option(help="JSONL/Parquet field holding the document id.")] = "id",
     chunk_size: Annotated[int | None, typer.Option(help="Chunk size in model tokens (default: the window).")] = None,
-    chunk_overlap: Annotated[int, typer.Option(help="Overlap between chunks in model tokens.")] = 32,
+    chunk_overlap: Annotated[int, typer.Option(min=0, help="Overlap between chunks in model tokens.")] = 32,
     index_type: Annotated[str, typer.Option("--index-type", help="FAISS index_factory string (--index).")] = "Flat",
-    doc_temperature: Annotated[float | None, typer.Option("--doc-temperature", help="Document τ (constant).")] = None,
+    doc_temperature: DocTemperatureOption = None,
     query_temperature: Annotated[float | None, typer.Option("--query-temperature", help="Query τ (constant).")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="JSON/YAML file: model and schedules.")] = None,
     model: Annotated[str | None, typer.Option(help="Embedding model (default: the bundled all-MiniLM-L6-v2).")] = None,
-    documents_per_batch: Annotated[int, typer.Option(help="Documents per worker call.")] = 8,
-    commit_every: Annotated[int, typer.Option(help="Chunks per commit (a crash redoes at most this many).")] = 512,
+    documents_per_batch: Annotated[int, typer.Option(min=1, help="Documents per worker call.")] = 8,
+    commit_every: Annotated[
+        int, typer.Option(min=1, help="Chunks per commit (a crash redoes at most this many).")
+    ] = 512,
     ledger: Annotated[
         Path | None, typer.Option(help="Commit ledger for a vector database (default .tempscale-batch/STORE-NAME).")
     ] = None,
@@ -70,31 +84,39 @@ def batch_command(
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         fail(f"path not found: {missing[0]}", 2)
-    for name, value in (
-        ("--workers", workers),
-        ("--commit-every", commit_every),
-        ("--documents-per-batch", documents_per_batch),
-    ):
-        if value < 1:
-            fail(f"{name} must be at least 1, got {value}", 2)
     settings = load_config_file(config) if config is not None else {}
     embedding_settings = settings_for_embedding(settings, doc_temperature, query_temperature)
     if model is not None:
         embedding_settings["model_name"] = model
 
     from tempscale_index.batch import ConnectorSink, FaissShardSink, run_batch_job
+    from tempscale_index.batch.job import calibrate_on_driver
     from tempscale_index.embedding import TempScaleEmbedding
     from tempscale_index.index_config import IndexConfig
 
     connector = None
+    decide_on = {
+        "chunk_size": chunk_size,
+        "chunk_overlap": chunk_overlap,
+        "text_field": text_field,
+        "id_field": id_field,
+        "address": address,
+        "workers": workers,
+        "cpus_per_worker": cpus_per_worker,
+    }
     try:
         if index is not None:
             embedding = embedding_for(index, embedding_settings)
+            calibrate_on_driver(embedding, paths, **decide_on)
             sink: Any = FaissShardSink(index, IndexConfig.from_embedding(embedding), index_factory=index_type)
         else:
             connector = _connector(qdrant, milvus, lancedb, collection)
             stored = connector.load_config()
-            connector.attach(TempScaleEmbedding(**embedding_settings) if embedding_settings or stored is None else None)
+            embedding = connector.attach(
+                TempScaleEmbedding(**embedding_settings) if embedding_settings or stored is None else None
+            )
+            calibrate_on_driver(embedding, paths, **decide_on)
+            connector.attach(embedding)  # creates a new collection now that 'auto' has decided
             store_name = chosen[0].removeprefix("--")
             sink = ConnectorSink(connector, ledger or DEFAULT_LEDGER_DIR / f"{store_name}-{collection}.jsonl")
         with warnings.catch_warnings():
@@ -111,7 +133,7 @@ def batch_command(
                 text_field=text_field,
                 id_field=id_field,
                 address=address,
-                show_progress=progress and sys.stderr.isatty(),
+                show_progress=show_progress(progress),
             )
     except Exception as exc:
         fail(error_message(exc))
@@ -119,7 +141,7 @@ def batch_command(
         if connector is not None:
             connector.close()
     for unreadable in report.unreadable:
-        typer.echo(f"warning: skipped unreadable input {unreadable}", err=True)
+        logger.warning("skipped unreadable input %s", unreadable)
     if json_output:
         typer.echo(json.dumps({**vars(report), "chunks_per_second": report.chunks_per_second}, indent=2))
     else:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,34 +10,23 @@ import typer
 from tempscale_index.cli import app
 from tempscale_index.cli.common import (
     SCHEDULE_KEYS,
+    DatasetFormat,
+    EvalLevel,
+    PrecisionChoice,
+    QMSumQueries,
+    command_line,
+    error_message,
     fail,
     load_config_file,
     parse_schedule,
     settings_for_embedding,
+    stored_config,
 )
-from tempscale_index.evaluation.datasets import DatasetFormatError, load_dataset
-from tempscale_index.evaluation.metrics import DEFAULT_MEASURES
-from tempscale_index.schedules import ConstantSchedule, Schedule, as_schedule
+from tempscale_index.cli.output import show_progress
 
 if TYPE_CHECKING:
-    from tempscale_index.evaluation.retrieval import EvaluationResult
-
-
-class DatasetFormat(str, Enum):
-    auto = "auto"
-    beir = "beir"
-    llamaindex = "llamaindex"
-    qmsum = "qmsum"
-
-
-class QMSumQueries(str, Enum):
-    summaries = "summaries"
-    questions = "questions"
-
-
-class EvalLevel(str, Enum):
-    document = "document"
-    chunk = "chunk"
+    from tempscale_index.evaluation.results import EvaluationResult
+    from tempscale_index.schedules import Schedule
 
 
 @app.command("eval")
@@ -74,7 +61,7 @@ def evaluate(
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model name or path (default: bundled all-MiniLM-L6-v2).")] = None,
     precision: Annotated[
-        str | None, typer.Option(help="float32 (default) or int8 (quantized weights on ONNX Runtime).")
+        PrecisionChoice | None, typer.Option(help="float32 (default) or int8 (quantized weights on ONNX Runtime).")
     ] = None,
     chunk_size: Annotated[int | None, typer.Option(help="Chunk size in model tokens (default: the window).")] = None,
     chunk_overlap: Annotated[
@@ -92,15 +79,17 @@ def evaluate(
     """Score retrieval at document level (best chunk per document) and chunk level (span overlap)."""
     if baseline_tau is not None and compare_to is not None:
         fail("give either --baseline-tau or --compare-to, not both", 2)
-    if precision not in (None, "float32", "int8"):
-        fail(f"--precision must be 'float32' or 'int8', got {precision!r}", 2)
     # torch, transformers and LlamaIndex load only when this command runs, not for every `--help`
     from tempscale_index.embedding import TempScaleEmbedding
+    from tempscale_index.evaluation.datasets import DatasetFormatError, load_dataset
+    from tempscale_index.evaluation.metrics import DEFAULT_MEASURES
     from tempscale_index.evaluation.report import load_result, write_report
-    from tempscale_index.evaluation.retrieval import compare_results, evaluate_index, evaluate_tempscale
-    from tempscale_index.index_config import IndexConfig
+    from tempscale_index.evaluation.results import compare_results
+    from tempscale_index.evaluation.retrieval import evaluate_index, evaluate_tempscale
     from tempscale_index.pipeline.ingest import DEFAULT_CHUNK_OVERLAP
-    from tempscale_index.store import FaissStore
+    from tempscale_index.schedules import ConstantSchedule
+
+    progress = show_progress(progress)
 
     try:
         data = load_dataset(dataset, dataset_format.value, split=split, queries=queries.value)
@@ -110,8 +99,12 @@ def evaluate(
         fail(str(exc), 2)
 
     embedding_options: dict[str, Any] = {"embed_batch_size": batch_size, "show_progress_bar": progress}
-    for key, value in (("model_name", model), ("document_temperature", document_schedule),
-                       ("query_temperature", query_schedule), ("precision", precision)):
+    for key, value in (
+        ("model_name", model),
+        ("document_temperature", document_schedule),
+        ("query_temperature", query_schedule),
+        ("precision", precision.value if precision else None),
+    ):
         if value is not None:
             embedding_options[key] = value
     customized = len(embedding_options) > 2
@@ -129,19 +122,19 @@ def evaluate(
             embedding = TempScaleEmbedding(**embedding_options)
             result = evaluate_tempscale(data, embedding, chunk_overlap=overlap, **options)
         else:  # an existing index keeps its own configuration unless the options ask for another (then: an error)
-            embedding = TempScaleEmbedding(**embedding_options) if customized or not FaissStore.exists(index) else None
+            embedding = TempScaleEmbedding(**embedding_options) if customized or not stored_config(index) else None
             result = evaluate_index(data, index, embedding, chunk_overlap=chunk_overlap, **options)
         if baseline_tau is not None:
             tau = ConstantSchedule(baseline_tau)
-            base = embedding or IndexConfig(**FaissStore.read_manifest(index)["config"]).build_embedding()
+            base = embedding or TempScaleEmbedding.from_index_config(stored_config(index))
             baseline_embedding = base.model_copy(update={"document_temperature": tau, "query_temperature": tau})
             options["chunk_size"] = result.settings["chunk_size"]
             overlap = result.settings["chunk_overlap"]
             previous = evaluate_tempscale(data, baseline_embedding, chunk_overlap=overlap, **options)
         comparisons = compare_results(previous, result) if previous is not None else None
     except ValueError as exc:
-        fail(str(exc), 2)
-    command = _command_line(context)
+        fail(error_message(exc), 2)
+    command = command_line(context)
     markdown_path, json_path = write_report(result, output, name, previous, comparisons, command)
     _print_summary(result, previous)
     typer.echo(f"Report: {markdown_path}\nJSON:   {json_path}")
@@ -151,6 +144,8 @@ def _schedules(
     config: Path | None, document_tau: str | None, query_tau: str | None
 ) -> tuple[Schedule | None, Schedule | None]:
     """Schedules from the config file, each overridden by its own option; None keeps the embedding's default."""
+    from tempscale_index.schedules import as_schedule
+
     settings = settings_for_embedding(load_config_file(config) if config is not None else {}, None, None)
     chosen: dict[str, Schedule | None] = {
         key: as_schedule(settings[key], f"{config}: {key}") if key in settings else None for key in SCHEDULE_KEYS
@@ -164,28 +159,6 @@ def _schedules(
     return chosen["document_temperature"], chosen["query_temperature"]
 
 
-def _command_line(context: typer.Context) -> str:
-    """The command as a shell line (arguments, then options that differ from their defaults), for the report."""
-    parts = ["tempscale-index", context.info_name or "eval"]
-    for parameter in context.command.params:
-        value = context.params.get(parameter.name or "")
-        if parameter.param_type_name == "argument":
-            parts.append(str(value))
-            continue
-        if value is None or value in ([], ()) or _plain(value) == _plain(parameter.default):
-            continue
-        if isinstance(value, bool):
-            parts.append(parameter.opts[0] if value else parameter.secondary_opts[0])
-            continue
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            parts += [parameter.opts[0], str(_plain(item))]
-    return shlex.join(parts)
-
-
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
-
-
 def _print_summary(result: EvaluationResult, baseline: EvaluationResult | None) -> None:
     for level, scores in result.levels.items():
         typer.echo(f"{level} level, {len(scores.per_query)} queries:")
@@ -194,5 +167,3 @@ def _print_summary(result: EvaluationResult, baseline: EvaluationResult | None) 
             if baseline is not None and level in baseline.levels and measure in baseline.levels[level].means:
                 line += f"  (baseline {baseline.levels[level].means[measure]:.4f})"
             typer.echo(line)
-
-

@@ -4,22 +4,37 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
+import logging
 import textwrap
 import warnings
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tempscale_index.cli import app
 from tempscale_index.cli.common import (
+    DocTemperatureOption,
+    PrecisionChoice,
+    check_settings,
     embedding_for,
     error_message,
     fail,
     load_config_file,
     settings_for_embedding,
 )
+from tempscale_index.cli.output import show_progress
+
+if TYPE_CHECKING:
+    from tempscale_index.pipeline import IngestReport
+
+logger = logging.getLogger(__name__)
+
+
+class QueryBackend(str, Enum):
+    onnx = "onnx"
+    torch = "torch"
 
 
 @app.command("ingest")
@@ -29,29 +44,35 @@ def ingest_command(
     installed_docs: Annotated[
         bool, typer.Option("--installed-docs", help="Ingest the long descriptions of the installed Python packages.")
     ] = False,
-    chunk_size: Annotated[int | None, typer.Option(help="Chunk size in model tokens (default: the model's window).")]
-    = None,
-    chunk_overlap: Annotated[int | None, typer.Option(help="Overlap between chunks in model tokens (default 32).")]
-    = None,
+    chunk_size: Annotated[
+        int | None, typer.Option(help="Chunk size in model tokens (default: the model's window).")
+    ] = None,
+    chunk_overlap: Annotated[
+        int | None, typer.Option(help="Overlap between chunks in model tokens (default 32).")
+    ] = None,
     index_type: Annotated[
         str | None, typer.Option("--index-type", help="FAISS index_factory string: Flat, HNSW32, IVF256,Flat…")
     ] = None,
-    doc_temperature: Annotated[float | None, typer.Option("--doc-temperature", help="Document τ (constant).")] = None,
+    doc_temperature: DocTemperatureOption = None,
     query_temperature: Annotated[float | None, typer.Option("--query-temperature", help="Query τ (constant).")] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="JSON/YAML file: model, schedules, chunking, index_type.")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Embedding model (default: the bundled all-MiniLM-L6-v2).")] = None,
     precision: Annotated[
-        str | None, typer.Option(help="float32 (default) or int8: quantized weights on ONNX Runtime, ~1.2x faster "
-                                 "on CPU, slightly different vectors (docs/pipeline.md).")
+        PrecisionChoice | None,
+        typer.Option(
+            help="float32 (default) or int8: quantized weights on ONNX Runtime, "
+            "~1.2x faster on CPU, slightly different vectors (docs/pipeline.md)."
+        ),
     ] = None,
     extensions: Annotated[
         list[str] | None, typer.Option("--ext", help="Only files with this extension (repeatable), e.g. --ext .md")
     ] = None,
-    batch_chunks: Annotated[int, typer.Option(help="Chunks embedded and added per batch.")] = 256,
+    batch_chunks: Annotated[int, typer.Option(min=1, help="Chunks embedded and added per batch.")] = 256,
     commit_every: Annotated[
-        int | None, typer.Option(help="Also commit every N documents (a crash keeps the work committed so far).")
+        int | None,
+        typer.Option(min=1, help="Also commit every N documents (a crash keeps the work committed so far)."),
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -64,10 +85,10 @@ def ingest_command(
     missing = [str(path) for path in paths or [] if not path.exists()]
     if missing:
         fail(f"path not found: {missing[0]}", 2)
-    if precision not in (None, "float32", "int8"):
-        fail(f"--precision must be 'float32' or 'int8', got {precision!r}", 2)
     settings = load_config_file(config) if config is not None else {}
-    embedding_settings = settings_for_embedding(settings, doc_temperature, query_temperature, precision)
+    embedding_settings = settings_for_embedding(
+        settings, doc_temperature, query_temperature, precision.value if precision else None
+    )
     if model is not None:
         embedding_settings["model_name"] = model
     report = IngestReport(index_dir=str(index))
@@ -86,77 +107,75 @@ def ingest_command(
                 chunk_overlap=chunk_overlap if chunk_overlap is not None else settings.get("chunk_overlap"),
                 batch_chunks=batch_chunks,
                 commit_every=commit_every,
-                show_progress=progress and sys.stderr.isatty(),
+                show_progress=show_progress(progress),
                 total=None if installed_docs else total,
                 report=report,
             )
     except Exception as exc:
+        _warn_skipped(report)  # before the error: with only unreadable files they are its reason
         fail(error_message(exc))
-    finally:
-        for skipped in report.skipped_files:
-            typer.echo(f"warning: skipped unreadable file {skipped.path} ({skipped.reason})", err=True)
+    _warn_skipped(report)
     if json_output:
         typer.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:
         typer.echo(report.summary())
 
 
+def _warn_skipped(report: IngestReport) -> None:
+    for skipped in report.skipped_files:
+        logger.warning("skipped unreadable file %s (%s)", skipped.path, skipped.reason)
+
+
 @app.command("query")
 def query_command(
     index: Annotated[Path, typer.Argument(help="Index directory.")],
     text: Annotated[str, typer.Argument(help="The query.")],
-    k: Annotated[int, typer.Option("-k", "--top-k", help="How many chunks to return.")] = 5,
+    k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="How many chunks to return.")] = 5,
     doc_id: Annotated[list[str] | None, typer.Option("--doc-id", help="Only these documents (repeatable).")] = None,
-    file_name: Annotated[list[str] | None, typer.Option("--file-name", help="Only these file names (repeatable).")]
-    = None,
+    file_name: Annotated[
+        list[str] | None, typer.Option("--file-name", help="Only these file names (repeatable).")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     snippet_chars: Annotated[int, typer.Option(help="Snippet length in the table.")] = 160,
-    backend: Annotated[str | None, typer.Option(help="Query forward pass on 'onnx' or 'torch' (default: onnx when "
-                                                "onnxruntime is installed).")] = None,
+    backend: Annotated[
+        QueryBackend | None,
+        typer.Option(help="Query forward pass on 'onnx' or 'torch' (default: onnx when onnxruntime is installed)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="calibrate's config file (JSON/YAML): the index must have been built with its model and schedules.",
+        ),
+    ] = None,
 ) -> None:
     """Search the index with the query τ; prints score, τ, source and a snippet for each chunk."""
-    from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
+    from tempscale_index.serving.searcher import IndexSearcher, allowed_node_ids
 
-    from tempscale_index.pipeline import TempScaleRetriever
-
-    if k <= 0:
-        fail(f"-k must be positive, got {k}", 2)
     if not text.strip():
         fail("the query text is empty", 2)
-    if backend not in (None, "torch", "onnx"):
-        fail(f"--backend must be 'torch' or 'onnx', got {backend!r}", 2)
-    filters = (
-        MetadataFilters(filters=[MetadataFilter(key="file_name", value=list(file_name), operator=FilterOperator.IN)])
-        if file_name
-        else None
-    )
+    settings = settings_for_embedding(load_config_file(config), None, None) if config is not None else {}
     try:
-        retriever = TempScaleRetriever.from_dir(index, similarity_top_k=k, filters=filters,
-                                                doc_ids=list(doc_id) if doc_id else None, backend=backend)
-        results = retriever.retrieve(text)
+        check_settings(index, settings)
+        searcher = IndexSearcher.open(index, backend=backend.value if backend else None)
+        filters = None
+        if file_name:  # LlamaIndex is imported only when filtering
+            from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
+
+            filters = MetadataFilters(
+                filters=[MetadataFilter(key="file_name", value=list(file_name), operator=FilterOperator.IN)]
+            )
+        answer = searcher.query(text, k, allowed_node_ids(searcher.store, filters, doc_id))
     except Exception as exc:
         fail(error_message(exc))
-    rows = []
-    for rank, hit in enumerate(results, 1):
-        metadata = hit.node.metadata
-        rows.append({
-            "rank": rank,
-            "score": round(float(hit.score), 6),
-            "tau": metadata.get("tempscale_tau"),
-            "tokens": metadata.get("tempscale_tokens"),
-            "doc_id": hit.node.ref_doc_id,
-            "source": metadata.get("file_name") or hit.node.ref_doc_id,
-            "node_id": hit.node.node_id,
-            "text": hit.node.get_content(),
-        })
     if json_output:
-        typer.echo(json.dumps({"query": text, "query_tau": retriever.last_query_tau, "results": rows}, indent=2,
-                              ensure_ascii=False))
+        typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
         return
+    rows = answer["results"]
     if not rows:
         typer.echo("no results")
         return
-    typer.echo(f"query τ = {retriever.last_query_tau:.3f}; {len(rows)} of {retriever.store.num_nodes} chunks")
+    typer.echo(f"query τ = {answer['query_tau']:.3f}; {len(rows)} of {searcher.store.num_nodes} chunks")
     typer.echo(f"{'#':>2}  {'score':>6}  {'τ':>5}  {'source':<28}  snippet")
     width = max(40, int(snippet_chars))
     for row in rows:
@@ -197,6 +216,7 @@ def info_command(
         f"model:        {config['model_name']} (dim {config['dimension']}, max {config['max_length']} tokens, "
         f"weights sha256 {config['weights_sha256'][:12]}…)",
         f"document τ:   {json.dumps(config['document_temperature'])}",
+        *_auto_lines(config.get("document_temperature_selection")),
         f"query τ:      {json.dumps(config['query_temperature'])}",
         f"chunking:     {json.dumps(info['chunking'])}",
         f"created:      {info['created_at']}",
@@ -204,6 +224,13 @@ def info_command(
     typer.echo("\n".join(lines))
     for doc_id in doc_ids or []:
         typer.echo(f"  {doc_id}")
+
+
+def _auto_lines(selection: dict[str, Any] | None) -> list[str]:
+    """How 'auto' chose the document τ (nothing for an explicit τ)."""
+    if not selection:
+        return []
+    return [f"  chosen by auto: {selection['reason']}", f"  evidence:     {json.dumps(selection['evidence'])}"]
 
 
 @app.command("delete")
@@ -219,4 +246,3 @@ def delete_command(
     except Exception as exc:
         fail(error_message(exc))
     typer.echo(f"deleted {len(set(doc_id))} document(s), {removed} chunks; {index} is now at version {version}")
-

@@ -19,18 +19,19 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from tempscale_index.engine.cache import cache_root
 from tempscale_index.engine.patch import TempScaleNotAppliedError, temperature, traced_temperature
+from tempscale_index.engine.precision import Precision
 
 INVERSE_TAU_INPUT = "inverse_temperature"
 CANDIDATE_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 PROBE_TOLERANCE = 1e-3
-Precision = Literal["float32", "int8"]
 
 
 class OnnxBackendError(RuntimeError):
@@ -39,8 +40,7 @@ class OnnxBackendError(RuntimeError):
 
 def default_cache_dir() -> Path:
     """Where exported graphs are kept: ``$TEMPSCALE_INDEX_CACHE`` or ``~/.cache/tempscale-index``."""
-    root = os.environ.get("TEMPSCALE_INDEX_CACHE") or Path.home() / ".cache" / "tempscale-index"
-    return Path(root) / "onnx"
+    return cache_root() / "onnx"
 
 
 class _WithTemperature(nn.Module):
@@ -65,8 +65,9 @@ class OnnxEncoder:
     retrieval cost). The float32 graph is always checked against PyTorch first; the int8 graph is derived from it.
     """
 
-    def __init__(self, encoder: nn.Module, weights_sha256: str, precision: Precision = "float32",
-                 cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, encoder: nn.Module, weights_sha256: str, precision: Precision = "float32", cache_dir: Path | None = None
+    ) -> None:
         try:
             import onnxruntime
         except ImportError as exc:
@@ -110,10 +111,10 @@ class OnnxEncoder:
                 )
             return self._sessions[threads]
 
-    def __call__(self, features: dict[str, torch.Tensor], taus: Sequence[float],
-                 threads: int | None = None) -> torch.Tensor:
-        feed = {name: features[name].cpu().numpy().astype(np.int64) for name in self.input_names
-                if name in features}
+    def __call__(
+        self, features: dict[str, torch.Tensor], taus: Sequence[float], threads: int | None = None
+    ) -> torch.Tensor:
+        feed = {name: features[name].cpu().numpy().astype(np.int64) for name in self.input_names if name in features}
         batch = len(features["input_ids"])
         if "token_type_ids" in self.input_names and "token_type_ids" not in feed:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
@@ -168,6 +169,18 @@ def _quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """The exporter logs advice that is no use to our users ("torchvision is not installed…") as warnings."""
+    target = logging.getLogger(name)
+    level = target.level
+    target.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        target.setLevel(level)
+
+
 def _quantized_graph(path: Path) -> Path:
     """The int8 twin of a float32 graph (weights quantized per channel, activations at run time), cached.
 
@@ -185,8 +198,13 @@ def _quantized_graph(path: Path) -> Path:
     try:
         graph = onnx.load(str(path)).graph
         shapes = {weight.name: tuple(weight.dims) for weight in graph.initializer}
-        down = [node.name for node in graph.node if node.op_type == "MatMul" and len(shapes.get(node.input[1], ())) == 2
-                and shapes[node.input[1]][0] > shapes[node.input[1]][1]]
+        down = [
+            node.name
+            for node in graph.node
+            if node.op_type == "MatMul"
+            and len(shapes.get(node.input[1], ())) == 2
+            and shapes[node.input[1]][0] > shapes[node.input[1]][1]
+        ]
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_root_logger():
             warnings.simplefilter("ignore")
             quantize_dynamic(path, temporary, weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=down)
@@ -202,8 +220,7 @@ def _exported_graph(encoder: nn.Module, input_names: list[str], weights_sha256: 
     import transformers
 
     key = hashlib.sha256(
-        f"{weights_sha256}|{type(encoder).__name__}|{input_names}|{torch.__version__}|{transformers.__version__}"
-        .encode()
+        f"{weights_sha256}|{type(encoder).__name__}|{input_names}|{torch.__version__}|{transformers.__version__}".encode()
     ).hexdigest()[:24]
     path = cache_dir / f"{type(encoder).__name__}-{key}.onnx"
     if path.exists():
@@ -213,8 +230,10 @@ def _exported_graph(encoder: nn.Module, input_names: list[str], weights_sha256: 
         handle, temporary = tempfile.mkstemp(dir=cache_dir, suffix=".onnx.partial")
         os.close(handle)
     except OSError as exc:
-        raise OnnxBackendError(f"cannot write the ONNX graph cache {cache_dir} ({exc.strerror or exc}); set "
-                               "TEMPSCALE_INDEX_CACHE to a writable folder") from exc
+        raise OnnxBackendError(
+            f"cannot write the ONNX graph cache {cache_dir} ({exc.strerror or exc}); set "
+            "TEMPSCALE_INDEX_CACHE to a writable folder"
+        ) from exc
     wrapper = _WithTemperature(encoder, input_names).eval()
     # a padded row, so that no "mask is all ones" shortcut is traced into the graph
     example = {name: torch.ones(2, 8, dtype=torch.long) for name in input_names}
@@ -223,14 +242,28 @@ def _exported_graph(encoder: nn.Module, input_names: list[str], weights_sha256: 
     batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens")
     shapes = ((*({0: batch, 1: tokens} for _ in input_names), {0: batch}),)  # forward(*inputs) is one argument
     try:
-        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        with (
+            warnings.catch_warnings(),
+            torch.no_grad(),
+            contextlib.redirect_stdout(io.StringIO()),
+            _quiet_logger("torch.onnx"),
+        ):
             warnings.simplefilter("ignore")
-            torch.onnx.export(wrapper, example_inputs, temporary, input_names=[*input_names, INVERSE_TAU_INPUT],
-                              output_names=["token_embeddings"], dynamic_shapes=shapes, dynamo=True,
-                              external_data=False)
+            torch.onnx.export(
+                wrapper,
+                example_inputs,
+                temporary,
+                input_names=[*input_names, INVERSE_TAU_INPUT],
+                output_names=["token_embeddings"],
+                dynamic_shapes=shapes,
+                dynamo=True,
+                external_data=False,
+            )
         os.replace(temporary, path)
     except Exception as exc:
         Path(temporary).unlink(missing_ok=True)
-        raise OnnxBackendError(f"could not export {type(encoder).__name__} to ONNX ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else ''}); use backend='torch'") from exc
+        raise OnnxBackendError(
+            f"could not export {type(encoder).__name__} to ONNX ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); use backend='torch'"
+        ) from exc
     return path

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tempscale_index.embedding import TempScaleEmbedding
+from tempscale_index.evaluation.chunk_tables import chunk_dataset
 from tempscale_index.evaluation.datasets import RetrievalDataset
-from tempscale_index.evaluation.embedded import EmbeddedEvaluator, Level, chunk_dataset
+from tempscale_index.evaluation.embedded import EmbeddedEvaluator
 from tempscale_index.evaluation.metrics import mean_scores
+from tempscale_index.evaluation.results import Level
 from tempscale_index.evaluation.sweep import SweepResult, run_sweep, schedule_label
 from tempscale_index.schedules import ConstantSchedule, PiecewiseSchedule, Schedule
 from tempscale_index.selection import select_document_schedule
@@ -120,6 +122,43 @@ def calibrate_supervised(
     }
     calibration = Calibration(documents[chosen[0]], queries[chosen[1]], "supervised", evidence)
     return calibration, sweep
+
+
+def cloze_dataset(
+    texts: Sequence[str],
+    embedding: TempScaleEmbedding,
+    n_queries: int = 400,
+    query_tokens: int = 32,
+    seed: int = 0,
+) -> RetrievalDataset:
+    """Labelled pseudo-queries from unlabelled text: a window of ``query_tokens`` tokens cut out of a chunk is
+    the query, and that chunk with the window removed is its one relevant document.
+
+    Chunks come from the ingestion splitter, so the pseudo-documents have the lengths the index will hold; only
+    chunks of at least three query lengths are used, so that most of each document remains.
+    """
+    if n_queries < 2 or query_tokens < 1:
+        raise ValueError(f"need n_queries >= 2 and query_tokens >= 1, got {n_queries} and {query_tokens}")
+    source = RetrievalDataset(
+        name="corpus", corpus={f"text-{i}": text for i, text in enumerate(texts)}, queries={}, qrels={}
+    )
+    tokenizer = embedding.tokenizer
+    usable = []
+    for chunk in chunk_dataset(source, embedding):
+        offsets = tokenizer(chunk.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        if len(offsets) >= 3 * query_tokens:
+            usable.append((chunk, offsets))
+    if len(usable) < 2:
+        raise ValueError(f"the corpus has {len(usable)} chunk(s) of {3 * query_tokens}+ tokens; cloze needs at least 2")
+    rng = random.Random(seed)
+    corpus, queries, qrels = {}, {}, {}
+    for chunk, offsets in rng.sample(usable, min(n_queries, len(usable))):
+        first = rng.randrange(query_tokens, len(offsets) - 2 * query_tokens + 1)
+        start, end = offsets[first][0], offsets[first + query_tokens - 1][1]
+        corpus[chunk.chunk_id] = f"{chunk.text[:start].rstrip()} {chunk.text[end:].lstrip()}"
+        queries[chunk.chunk_id] = chunk.text[start:end]
+        qrels[chunk.chunk_id] = {chunk.chunk_id: 1}
+    return RetrievalDataset(name="cloze", corpus=corpus, queries=queries, qrels=qrels)
 
 
 def calibrate_unsupervised(embedding: TempScaleEmbedding, dataset: RetrievalDataset, seed: int = 0) -> Calibration:

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
-from llama_index.core.schema import Document
-from tqdm.auto import tqdm
 
-from tempscale_index.chunking import model_token_splitter
+from tempscale_index.chunking import Chunk
 from tempscale_index.embedding import Kind, TempScaleEmbedding
+from tempscale_index.evaluation.chunk_tables import chunk_dataset
 from tempscale_index.evaluation.datasets import RetrievalDataset
 from tempscale_index.evaluation.metrics import (
     DEFAULT_MEASURES,
@@ -32,42 +30,8 @@ from tempscale_index.evaluation.metrics import (
     doc_run_from_chunks,
     score_run,
 )
-from tempscale_index.evaluation.retrieval import LEVELS, Level
+from tempscale_index.evaluation.results import Level, check_level
 from tempscale_index.schedules import ConstantSchedule, Schedule, ScheduleLike, as_schedule
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A piece of a corpus document with its character range ``[start, end)`` in that document."""
-
-    chunk_id: str
-    doc_id: str
-    start: int
-    end: int
-    text: str
-
-
-def chunk_dataset(
-    dataset: RetrievalDataset,
-    embedding: TempScaleEmbedding,
-    chunk_size: int | None = None,
-    chunk_overlap: int = 32,
-    show_progress: bool = False,
-) -> list[Chunk]:
-    """Chunk every document the way ingestion does (``model_token_splitter``), keeping character offsets."""
-    splitter = model_token_splitter(embedding, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
-    chunks: list[Chunk] = []
-    for doc_id, text in tqdm(dataset.corpus.items(), desc="Chunking", unit="doc", disable=not show_progress):
-        if not text.strip():
-            continue
-        nodes = splitter.get_nodes_from_documents([Document(text=text, id_=doc_id)])
-        for position, node in enumerate(nodes):
-            start = node.start_char_idx if node.start_char_idx is not None else text.find(node.text)
-            end = node.end_char_idx if node.end_char_idx is not None else start + len(node.text)
-            chunks.append(Chunk(f"{doc_id}#{position}", doc_id, max(start, 0), end, node.text))
-    if not chunks:
-        raise ValueError(f"dataset {dataset.name!r} has no non-empty document to chunk")
-    return chunks
 
 
 class EmbeddedEvaluator:
@@ -150,12 +114,15 @@ class EmbeddedEvaluator:
         return self._counts[kind]
 
     def _cache_key(self, texts: list[str], kind: Kind, schedule: Schedule) -> str:
-        """Everything the vectors depend on: weights, window, normalization, instruction, τ, and the texts."""
+        """Everything the vectors depend on: weights, how they run (backend, precision), window, normalization,
+        instruction, τ, and the texts."""
         digest = hashlib.sha256()
         for text in texts:
             digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
         identity = {
             "weights": self.embedding.weights_sha256,
+            "backend": self.embedding.backend,
+            "precision": self.embedding.precision,
             "max_length": self.embedding.max_length,
             "normalize": self.embedding.normalize,
             "instruction": self.embedding.instruction_for(kind),
@@ -184,18 +151,18 @@ class EmbeddedEvaluator:
     def run(self, document_schedule: ScheduleLike, query_schedule: ScheduleLike, level: Level = "document") -> Run:
         """A run at ``level``: chunks as retrieved, or documents scored by their best chunk."""
         chunk_run = self.chunk_run(document_schedule, query_schedule)
-        return chunk_run if _check_level(level) == "chunk" else doc_run_from_chunks(chunk_run, self._chunk_to_doc)
+        return chunk_run if check_level(level) == "chunk" else doc_run_from_chunks(chunk_run, self._chunk_to_doc)
 
     def qrels(self, level: Level = "document") -> Qrels:
         """Document qrels as given, or chunk qrels derived from the dataset's relevant spans."""
-        if _check_level(level) == "document":
+        if check_level(level) == "document":
             return self.dataset.qrels
         if not self.dataset.spans:
             raise ValueError(
                 f"dataset {self.dataset.name!r} has no span qrels, so chunk-level relevance is undefined; "
                 "use level='document'"
             )
-        return chunk_qrels([(c.chunk_id, c.doc_id, c.start, c.end) for c in self.chunks], self.dataset.spans)
+        return chunk_qrels(self.chunks, self.dataset.spans)
 
     def evaluate(
         self,
@@ -206,9 +173,3 @@ class EmbeddedEvaluator:
     ) -> PerQuery:
         """Per-query metrics (``query_id -> measure -> value``) for one pair of schedules."""
         return score_run(self.run(document_schedule, query_schedule, level), self.qrels(level), measures)
-
-
-def _check_level(level: str) -> Level:
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    return level  # type: ignore[return-value]

@@ -9,9 +9,13 @@ Every query with a relevant document gets a value for every measure: a query the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import ir_measures
 import numpy as np
+
+if TYPE_CHECKING:
+    from tempscale_index.chunking import Chunk
 
 DEFAULT_MEASURES: tuple[str, ...] = ("nDCG@1", "nDCG@10", "R@10", "R@100", "RR@10", "AP")
 
@@ -20,8 +24,11 @@ Qrels = dict[str, dict[str, int]]
 PerQuery = dict[str, dict[str, float]]
 
 
-def score_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
-              measures: Iterable[str] = DEFAULT_MEASURES) -> PerQuery:
+def score_run(
+    run: Mapping[str, Mapping[str, float]],
+    qrels: Mapping[str, Mapping[str, int]],
+    measures: Iterable[str] = DEFAULT_MEASURES,
+) -> PerQuery:
     """``query_id -> measure -> value`` for every query of ``qrels`` with at least one relevant document.
 
     ``measures`` are ir_measures names (``"nDCG@10"``, ``"RR@10"``, ``"R@100"``, ``"AP"``, …); results are keyed
@@ -62,16 +69,15 @@ def mean_scores(per_query: Mapping[str, Mapping[str, float]]) -> dict[str, float
     return {measure: float(np.mean([values[measure] for values in per_query.values()])) for measure in measures}
 
 
-def chunk_qrels(chunks: Sequence[tuple[str, str, int, int]],
-                spans: Mapping[str, Mapping[str, Sequence[tuple[int, int]]]]) -> Qrels:
-    """Chunk-level qrels: chunk ``(chunk_id, doc_id, start_char, end_char)`` is relevant (1) to a query when its
-    range ``[start, end)`` overlaps one of the query's relevant spans in that document.
+def chunk_qrels(chunks: Sequence[Chunk], spans: Mapping[str, Mapping[str, Sequence[tuple[int, int]]]]) -> Qrels:
+    """Chunk-level qrels: a chunk is relevant (1) to a query when its range ``[start, end)`` overlaps one of the
+    query's relevant spans in its document.
 
     Queries none of whose spans is covered by a chunk are left out (no judged chunk, nothing to score).
     """
     chunks_by_doc: dict[str, list[tuple[str, int, int]]] = {}
-    for chunk_id, doc_id, start, end in chunks:
-        chunks_by_doc.setdefault(doc_id, []).append((chunk_id, int(start), int(end)))
+    for chunk in chunks:
+        chunks_by_doc.setdefault(chunk.doc_id, []).append((chunk.chunk_id, chunk.start, chunk.end))
     qrels: Qrels = {}
     for query_id, by_doc in spans.items():
         relevant = {

@@ -37,10 +37,8 @@ class TempScaleMTEBEncoder(AbsEncoder):
             raise ValueError("pass either a TempScaleEmbedding or keyword arguments to build one, not both")
         self.embedding = embedding if embedding is not None else TempScaleEmbedding(**embedding_kwargs)
         self.model = self.embedding.sentence_transformer
-        schedules = {
-            "document_temperature": self.embedding.document_temperature.to_dict(),
-            "query_temperature": self.embedding.query_temperature.to_dict(),
-        }
+        payload = self.embedding.to_payload()
+        schedules = {key: payload[key] for key in ("document_temperature", "query_temperature")}
         fingerprint = hashlib.sha256(json.dumps(schedules, sort_keys=True).encode()).hexdigest()[:12]
         base = ModelMeta.from_sentence_transformer_model(self.model)
         self.mteb_model_meta = base.model_copy(

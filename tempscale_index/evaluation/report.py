@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tempscale_index.evaluation.retrieval import EvaluationResult, LengthBucket
+from tempscale_index.evaluation.results import EvaluationResult, LengthBucket
 from tempscale_index.evaluation.stats import PairedComparison, paired_comparison
 
 Comparisons = Mapping[str, Sequence[PairedComparison]]

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from tempscale_index.evaluation.embedded import EmbeddedEvaluator, Level
+from tempscale_index.evaluation.embedded import EmbeddedEvaluator
 from tempscale_index.evaluation.metrics import DEFAULT_MEASURES, PerQuery, mean_scores
+from tempscale_index.evaluation.results import Level
 from tempscale_index.evaluation.stats import PairedComparison, paired_comparison
 from tempscale_index.schedules import Schedule
 

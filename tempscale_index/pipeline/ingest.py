@@ -12,16 +12,15 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from itertools import groupby
+from itertools import chain, groupby
 from pathlib import Path
 from typing import Any
 
 from llama_index.core import Document
-from llama_index.core.node_parser.node_utils import build_nodes_from_splits
 from llama_index.core.schema import BaseNode, MetadataMode
 from tqdm.auto import tqdm
 
-from tempscale_index.chunking import chunk_token_budget, model_token_splitter
+from tempscale_index.chunking import chunk_nodes, chunk_token_budget, embed_chunk_nodes, model_token_splitter
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
 from tempscale_index.pipeline.readers import ReadReport, SkippedFile, iter_file_documents, list_files
@@ -29,6 +28,7 @@ from tempscale_index.store import FaissStore, content_hash
 
 DEFAULT_CHUNK_OVERLAP = 32
 DEFAULT_BATCH_CHUNKS = 256
+AUTO_SAMPLE_CHUNKS = 256  # 'auto' decides a new index's document τ on the chunks of its first documents, this many
 
 
 class EmptyCorpusError(ValueError):
@@ -75,8 +75,9 @@ class _Pending:
     replaces: bool
 
 
-class IngestionPipeline:
-    """Chunk, embed and add documents to a writable :class:`FaissStore`, then commit."""
+class FaissIngestor:
+    """Chunk, embed and add documents to a writable :class:`FaissStore`, then commit (named apart from
+    LlamaIndex's ``IngestionPipeline``, which chains transformations; this one feeds one store)."""
 
     def __init__(
         self,
@@ -90,7 +91,8 @@ class IngestionPipeline:
         show_progress: bool = False,
     ) -> None:
         if not store.writable:
-            raise ValueError("IngestionPipeline needs a store opened with writable=True")
+            raise ValueError("FaissIngestor needs a store opened with writable=True")
+        embedding.adopt_document_schedule(store.config.document_temperature)  # an index never re-decides
         store.config.ensure_matches(IndexConfig.from_embedding(embedding), where=f"the index at {store.path}")
         if batch_chunks <= 0:
             raise ValueError(f"batch_chunks must be positive, got {batch_chunks}")
@@ -154,43 +156,45 @@ class IngestionPipeline:
         return _Pending(doc_id, digest, metadata, list(nodes), existing is not None)
 
     def _split(self, parts: list[Document]) -> list[BaseNode]:
-        """Chunks of each part's text, at most ``chunk_size`` model tokens each, carrying the part's metadata.
-
-        ``SentenceSplitter.get_nodes_from_documents`` takes the length of the metadata string off every chunk's
-        budget even with ``include_metadata=False``; the pipeline embeds the text alone, so it splits the text
-        alone (a long file path must not shrink the chunks)."""
+        """Chunks of each part in turn, numbered across the parts (so two equal pages get different ids)."""
         nodes: list[BaseNode] = []
         for part in parts:
-            text = part.get_content(metadata_mode=MetadataMode.NONE)
-            search_from = 0
-            for node in build_nodes_from_splits(self.splitter.split_text(text), part, id_func=self.splitter.id_func):
-                node.metadata = {**part.metadata, **node.metadata}
-                start = text.find(node.get_content(), search_from)
-                if start >= 0:
-                    node.start_char_idx, node.end_char_idx = start, start + len(node.get_content())
-                    search_from = start + 1
-                nodes.append(node)
+            nodes.extend(chunk_nodes(self.splitter, part, first_position=len(nodes)))
         return nodes
 
     def _flush(self, batch: list[_Pending], report: IngestReport) -> None:
         if not batch:
             return
-        texts = [node.get_content() for pending in batch for node in pending.nodes]
-        encoded = self.embedding.encode(texts, "document") if texts else None
+        vectors = embed_chunk_nodes(self.embedding, [node for pending in batch for node in pending.nodes])
         start = 0
         for pending in batch:
             stop = start + len(pending.nodes)
-            for position, node in enumerate(pending.nodes, start):
-                self.embedding.record_tau(node, encoded.taus[position], encoded.token_counts[position])
             if pending.replaces and pending.doc_id in self.store.documents:
                 report.chunks_removed += len(self.store.documents[pending.doc_id].node_ids)
                 report.replaced += 1
             else:
                 report.added += 1
-            self.store.add(pending.doc_id, pending.content_hash, pending.nodes, encoded.embeddings[start:stop],
-                           pending.metadata)
+            self.store.add(pending.doc_id, pending.content_hash, pending.nodes, vectors[start:stop], pending.metadata)
             report.chunks_added += len(pending.nodes)
             start = stop
+
+
+def calibrate_on_first_documents(
+    embedding: TempScaleEmbedding, documents: Iterable[Document], splitter: Any
+) -> Iterator[Document]:
+    """Decide 'auto' on the chunks of the first documents (until ``AUTO_SAMPLE_CHUNKS``), before any batch is
+    embedded; returns all the documents, the sampled ones included, still to be ingested."""
+    remaining = iter(documents)
+    head: list[Document] = []
+    sample: list[BaseNode] = []
+    for document in remaining:
+        head.append(document)
+        sample.extend(chunk_nodes(splitter, document))
+        if len(sample) >= AUTO_SAMPLE_CHUNKS:
+            break
+    texts = [node.get_content(MetadataMode.NONE) for node in sample]  # as embed_chunk_nodes embeds them
+    embedding.resolve_document_schedule(texts, [node.ref_doc_id or node.node_id for node in sample])
+    return chain(head, remaining)
 
 
 def _group_parts(documents: Iterable[Document]) -> Iterator[tuple[str, list[Document]]]:
@@ -250,30 +254,50 @@ def ingest(
         total = total if total is not None else (len(documents) if isinstance(documents, Sequence) else None)
     if embedding is None:
         embedding = (
-            IndexConfig(**FaissStore.read_manifest(index_dir)["config"]).build_embedding()
+            TempScaleEmbedding.from_index_config(IndexConfig.from_manifest(FaissStore.read_manifest(index_dir)))
             if FaissStore.exists(index_dir)
             else TempScaleEmbedding()
         )
+    if FaissStore.exists(index_dir):  # an existing index keeps its recorded schedule
+        embedding.adopt_document_schedule(
+            IndexConfig.from_manifest(FaissStore.read_manifest(index_dir)).document_temperature
+        )
+    elif embedding.auto_pending:
+        splitter = model_token_splitter(embedding, **resolve_chunking(embedding, {}, chunk_size, chunk_overlap))
+        documents = calibrate_on_first_documents(embedding, documents, splitter)
+        if embedding.auto_pending:  # not one chunk of text anywhere: nothing to decide from, nothing to index
+            raise EmptyCorpusError(_no_text_message(source, report))
     config = IndexConfig.from_embedding(embedding)
     extra = {} if train_size is None else {"train_size": train_size}
     with FaissStore.open(
-        index_dir, config, writable=True, create=True, index_factory=index_factory, lock_timeout=lock_timeout,
+        index_dir,
+        config,
+        writable=True,
+        create=True,
+        index_factory=index_factory,
+        lock_timeout=lock_timeout,
         **extra,
     ) as store:
         chunking = resolve_chunking(embedding, store.chunking, chunk_size, chunk_overlap)
         store.chunking = chunking
-        pipeline = IngestionPipeline(
-            store, embedding, batch_chunks=batch_chunks, commit_every=commit_every, show_progress=show_progress,
+        pipeline = FaissIngestor(
+            store,
+            embedding,
+            batch_chunks=batch_chunks,
+            commit_every=commit_every,
+            show_progress=show_progress,
             **chunking,
         )
         pipeline.run(documents, total=total, report=report)
     if report.documents_seen == report.empty:
-        where = ", ".join(str(p) for p in _as_paths(source)) if _is_paths(source) else "the documents given"
-        raise EmptyCorpusError(
-            f"no text to ingest in {where}"
-            + (f" ({len(report.skipped_files)} unreadable file(s) skipped)" if report.skipped_files else "")
-        )
+        raise EmptyCorpusError(_no_text_message(source, report))
     return report
+
+
+def _no_text_message(source: Any, report: IngestReport) -> str:
+    where = ", ".join(str(p) for p in _as_paths(source)) if _is_paths(source) else "the documents given"
+    skipped = f" ({len(report.skipped_files)} unreadable file(s) skipped)" if report.skipped_files else ""
+    return f"no text to ingest in {where}{skipped}"
 
 
 def delete_documents(
@@ -285,8 +309,10 @@ def delete_documents(
     with FaissStore.open(index_dir, writable=True, lock_timeout=lock_timeout) as store:
         missing = [doc_id for doc_id in doc_ids if doc_id not in store.documents]
         if missing:
-            raise KeyError(f"no document with id {missing[0]!r} in the index at {index_dir}"
-                           + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            raise KeyError(
+                f"no document with id {missing[0]!r} in the index at {index_dir}"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            )
         removed = sum(store.delete(doc_id) for doc_id in doc_ids)
         return removed, store.commit()
 

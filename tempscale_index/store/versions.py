@@ -1,0 +1,230 @@
+"""Committed versions of an index directory: the writer lock, the ``CURRENT`` pointer, ordering, publishing,
+garbage collection and recovery when ``CURRENT`` is lost.
+
+``CURRENT`` holds one line, ``v-000004 <SHA-256 of that version's manifest.json>``, replaced atomically. A
+version folder is written whole under ``versions/.tmp-*``, fsynced, renamed into place, and only then named by
+``CURRENT``: that replace is the commit. Versions are ordered by their number, never by folder name (the
+zero-padded width overflows past 999,999 commits).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from tempscale_index.store.errors import (
+    CorruptIndexError,
+    IndexExistsError,
+    IndexLockedError,
+    IndexNotFoundError,
+    StoreError,
+)
+from tempscale_index.store.files import crash_point, fsync_path, write_atomic_text
+from tempscale_index.store.manifest import verify_version
+
+logger = logging.getLogger(__name__)
+
+CURRENT, VERSIONS, LOCK = "CURRENT", "versions", "writer.lock"
+KEEP_VERSIONS = 2  # the current version and the one before it, for readers still loading it
+_VERSION_NAME = re.compile(r"v-(\d+)")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_WARNED_OLD_FORMAT: set[Path] = set()  # directories whose old-format CURRENT was reported (once per process)
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What ``CURRENT`` says: the committed version and its manifest's SHA-256 (None: an older format)."""
+
+    name: str
+    manifest_sha256: str | None
+    recovered: bool = False  # CURRENT was missing; this is the newest complete version found instead
+
+    @property
+    def number(self) -> int:
+        return version_number(self.name)
+
+
+def version_name(number: int) -> str:
+    return f"v-{number:06d}"
+
+
+def version_number(name: str) -> int:
+    match = _VERSION_NAME.fullmatch(name)
+    if match is None:
+        raise ValueError(f"{name!r} is not a version name")
+    return int(match.group(1))
+
+
+def committed_versions(root: Path) -> list[Path]:
+    """Version folders renamed into place (complete or not), oldest first by number."""
+    folders = root / VERSIONS
+    if not folders.is_dir():
+        return []
+    found = [path for path in folders.iterdir() if _VERSION_NAME.fullmatch(path.name) and path.is_dir()]
+    return sorted(found, key=lambda path: version_number(path.name))
+
+
+def has_versions(root: Path) -> bool:
+    """Whether ``root`` holds an index: a ``CURRENT`` file, or committed versions whose pointer was lost."""
+    return (root / CURRENT).is_file() or bool(committed_versions(root))
+
+
+def latest_name(root: Path) -> str | None:
+    """A cheap look at which version is newest (``CURRENT``'s name, else the newest folder), to notice commits."""
+    try:
+        return (root / CURRENT).read_text(encoding="utf-8").split()[0]
+    except (FileNotFoundError, IndexError):
+        folders = committed_versions(root)
+        return folders[-1].name if folders else None
+
+
+def read_pointer(root: Path) -> Pointer:
+    """The committed version: ``CURRENT``'s, or (when it is missing) the newest one that verifies completely."""
+    try:
+        text = (root / CURRENT).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if committed_versions(root):
+            return recover_pointer(root)
+        raise IndexNotFoundError(f"no index at {root} (no {CURRENT} file)") from None
+    name, _, checksum = text.strip().partition(" ")
+    checksum = checksum.strip() or None
+    if not _VERSION_NAME.fullmatch(name) or not (root / VERSIONS / name).is_dir():
+        raise CorruptIndexError(f"{root / CURRENT} names version {name!r}, which is not in {root / VERSIONS}")
+    if checksum is None and root not in _WARNED_OLD_FORMAT:
+        _WARNED_OLD_FORMAT.add(root)
+        logger.warning(
+            "%s was written by an older tempscale-index: %s's manifest cannot be checked until the "
+            "next commit records its checksum",
+            root / CURRENT,
+            name,
+        )
+    elif checksum is not None and not _SHA256.fullmatch(checksum):
+        raise CorruptIndexError(f"{root / CURRENT} is corrupted: {checksum!r} is not a SHA-256")
+    return Pointer(name, checksum)
+
+
+def recover_pointer(root: Path) -> Pointer:
+    """``CURRENT`` is gone but versions are there: the newest whose manifest and files all verify. Never
+    treat such a directory as empty (creating over it would throw the committed index away)."""
+    skipped = []
+    for folder in reversed(committed_versions(root)):
+        try:
+            checksum = verify_version(folder)
+        except (OSError, StoreError) as exc:
+            skipped.append(f"{folder.name} ({exc})")
+            continue
+        logger.warning(
+            "%s is missing: recovered the newest complete, verified version %s%s",
+            root / CURRENT,
+            folder,
+            f" (skipped incomplete {'; '.join(skipped)})" if skipped else "",
+        )
+        return Pointer(folder.name, checksum, recovered=True)
+    raise CorruptIndexError(
+        f"{root / CURRENT} is missing and no version under {root / VERSIONS} verifies: {'; '.join(skipped)}; "
+        "restore the index from a backup or rebuild it in a new directory"
+    )
+
+
+def lost_pointer_note(root: Path) -> str:
+    """For refusing to create over versions whose ``CURRENT`` is gone: name the newest, say how to recover."""
+    if (root / CURRENT).is_file():
+        return ""
+    newest = committed_versions(root)[-1].name
+    return (
+        f" (its {CURRENT} file is missing but committed version {newest} is there: open the index, "
+        "e.g. with `tempscale-index info`, to recover it instead of creating a new one over it)"
+    )
+
+
+def ensure_creatable(root: Path) -> None:
+    """A new index goes into a new or empty directory (leftovers of a writer that never committed aside)."""
+    if not root.is_dir():
+        if root.exists():
+            raise IndexExistsError(f"{root} is a file, not a directory")
+        return
+    foreign = sorted(
+        path.name
+        for path in root.iterdir()
+        if path.name not in (LOCK, VERSIONS) and not path.name.startswith(("staging-", f".{CURRENT}."))
+    )
+    if foreign:
+        raise IndexExistsError(f"{root} is not empty ({foreign[0]}…) and holds no index; give a new or empty directory")
+
+
+def write_pointer(root: Path, name: str, manifest_sha256: str) -> None:
+    write_atomic_text(root / CURRENT, f"{name} {manifest_sha256}\n")
+
+
+def acquire_lock(root: Path, timeout: float) -> FileLock:
+    """Take the writer lock (creating ``root``), or raise ``IndexLockedError`` after ``timeout`` seconds."""
+    root.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(root / LOCK), timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise IndexLockedError(
+            f"another process is writing to {root} (it holds {LOCK}); wait for it to finish"
+        ) from None
+    return lock
+
+
+def new_version_folder(root: Path, name: str) -> Path:
+    """An empty folder to write version ``name`` in before it is published."""
+    versions = root / VERSIONS
+    versions.mkdir(parents=True, exist_ok=True)
+    folder = versions / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    return folder
+
+
+def publish(root: Path, folder: Path, name: str, manifest_sha256: str) -> Path:
+    """Commit a fully written version folder: fsync, rename into place, then replace ``CURRENT``."""
+    fsync_path(folder)
+    crash_point("commit:version-written")
+    final = root / VERSIONS / name
+    os.rename(folder, final)
+    fsync_path(root / VERSIONS)
+    crash_point("commit:version-renamed")
+    write_pointer(root, name, manifest_sha256)
+    crash_point("commit:current-replaced")
+    return final
+
+
+def remove_orphans(root: Path, current: int) -> None:
+    """Remove what a crashed writer left (the caller holds the lock): unfinished ``.tmp-*`` folders, and
+    versions newer than ``current`` (renamed into place, but ``CURRENT`` never replaced, or unverifiable)."""
+    versions = root / VERSIONS
+    if not versions.is_dir():
+        return
+    for leftover in versions.glob(".tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for folder in committed_versions(root):
+        if version_number(folder.name) > current:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def collect_garbage(root: Path, keep: int = KEEP_VERSIONS) -> None:
+    """Remove all but the newest ``keep`` versions."""
+    for old in committed_versions(root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_unused(root: Path, created_root: bool) -> None:
+    """Undo what a create that never committed made: the lock file, an empty versions folder, and ``root``
+    itself if this create made it and nothing else is left (the caller still holds the lock)."""
+    (root / LOCK).unlink(missing_ok=True)
+    for folder in (root / VERSIONS, root) if created_root else (root / VERSIONS,):
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:  # not empty: something else lives there
+            return
