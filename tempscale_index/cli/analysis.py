@@ -168,7 +168,6 @@ def calibrate(
     alpha: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Keep τ = 1 unless the best beats it at this p-value.")
     ] = 0.05,
-    cloze_queries: Annotated[int, typer.Option(min=1, help="Unsupervised: pseudo-queries cut from the corpus.")] = 300,
     seed: int = 0,
     format: FormatOpt = DatasetFormat.auto,
     qmsum_queries: QueriesOpt = QMSumQueries.summaries,
@@ -192,14 +191,8 @@ def calibrate(
     output.mkdir(parents=True, exist_ok=True)
     embedding = TempScaleEmbedding(model_name=model)
     if unsupervised:
-        calibration, result = calibrate_unsupervised(
-            embedding, list(data.corpus.values()), n_queries=cloze_queries, alpha=alpha, seed=seed, show_progress=bars
-        )
-        plot_heatmap(result, output / "sweep-cloze.png")
-        body = (
-            "Chosen on cloze pseudo-queries cut from the corpus (no qrels used).\n\n"
-            f"![cloze sweep](sweep-cloze.png)\n\n{sweep_markdown(result, (BASELINE_LABEL, BASELINE_LABEL))}"
-        )
+        calibration = calibrate_unsupervised(embedding, data, seed=seed)
+        body = f"Chosen from the corpus's own chunks (no queries or qrels used): {calibration.evidence['reason']}"
     else:
         dev, test = split_queries(data, dev_fraction, seed)
         evaluator = EmbeddedEvaluator(dev, embedding, cache_dir=cache_dir, show_progress=bars)

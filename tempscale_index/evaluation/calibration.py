@@ -2,9 +2,10 @@
 
 Supervised mode searches constant and length-dependent schedules on a dev split of the user's queries and keeps
 τ = 1 unless the best pair beats it by a paired test: with a few dozen dev queries, an untested maximum is
-mostly noise. The unsupervised mode needs no queries: it runs the same search on pseudo-queries cut from the
-corpus itself (the inverse cloze task of Lee et al., ACL 2019), so it lowers τ only where the corpus's own text
-is retrieved better at a lower τ, and otherwise keeps τ = 1.
+mostly noise. The unsupervised mode needs no queries: it asks ``tempscale_index.selection`` whether halves of the
+corpus's own chunks stand out more from other chunks at τ < 1, and otherwise keeps τ = 1. (Cloze pseudo-queries,
+its earlier signal, are windows cut from the document they must retrieve; sharper attention helps that on every
+corpus, so they could not tell a corpus that wants τ < 1 from one that does not.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tempscale_index.chunking import Chunk
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.evaluation.chunk_tables import chunk_dataset
 from tempscale_index.evaluation.datasets import RetrievalDataset
@@ -25,6 +25,7 @@ from tempscale_index.evaluation.metrics import mean_scores
 from tempscale_index.evaluation.results import Level
 from tempscale_index.evaluation.sweep import SweepResult, run_sweep, schedule_label
 from tempscale_index.schedules import ConstantSchedule, PiecewiseSchedule, Schedule
+from tempscale_index.selection import select_document_schedule
 
 BASELINE_LABEL = "1.0"
 
@@ -160,36 +161,16 @@ def cloze_dataset(
     return RetrievalDataset(name="cloze", corpus=corpus, queries=queries, qrels=qrels)
 
 
-def calibrate_unsupervised(
-    embedding: TempScaleEmbedding,
-    texts: Sequence[str],
-    document_schedules: Mapping[str, Schedule] | None = None,
-    n_queries: int = 300,
-    alpha: float = 0.05,
-    seed: int = 0,
-    show_progress: bool = False,
-) -> tuple[Calibration, SweepResult]:
-    """Choose the document schedule on cloze pseudo-queries from ``texts``; no qrels needed.
+def calibrate_unsupervised(embedding: TempScaleEmbedding, dataset: RetrievalDataset, seed: int = 0) -> Calibration:
+    """Choose the document schedule from the corpus's own chunks with the selector; no queries or qrels read.
 
-    The query schedule is kept as the embedding has it (the measured default unless the user chose one):
-    pseudo-queries are windows of document text, not the questions users ask, so they say little about how
-    queries want to be embedded.
+    The corpus is chunked as ingestion chunks it, so the selector sees the texts the index will hold. The query
+    schedule is kept as the embedding has it: corpus text says little about how questions want to be embedded.
     """
-    pseudo = cloze_dataset(texts, embedding, n_queries, seed=seed)
-    evaluator = EmbeddedEvaluator(pseudo, embedding, chunks=_whole_documents(pseudo), show_progress=show_progress)
-    calibration, sweep = calibrate_supervised(
-        evaluator,
-        document_schedules,
-        {BASELINE_LABEL: ConstantSchedule(1.0)},
-        "document",
-        alpha=alpha,
-        show_progress=show_progress,
+    chunks = chunk_dataset(dataset, embedding)
+    selection = select_document_schedule(
+        embedding, [chunk.text for chunk in chunks], [chunk.doc_id for chunk in chunks], seed=seed
     )
-    calibration.method = "unsupervised (cloze pseudo-queries)"
-    calibration.query_temperature = embedding.query_temperature
-    return calibration, sweep
-
-
-def _whole_documents(dataset: RetrievalDataset) -> list[Chunk]:
-    """Each pseudo-document is already one chunk; re-splitting it would blur which text a query came from."""
-    return [Chunk(doc_id, doc_id, 0, len(text), text) for doc_id, text in dataset.corpus.items()]
+    evidence = {"reason": selection.reason, **selection.evidence}
+    method = "unsupervised (half-chunk discrimination, tempscale_index.selection)"
+    return Calibration(selection.schedule, embedding.query_temperature, method, evidence)

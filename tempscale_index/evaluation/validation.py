@@ -1,0 +1,213 @@
+"""Validation of the unsupervised document-τ selector across corpora and models, against a τ grid.
+
+For one corpus and one model, every chunk is embedded once per grid τ (cached on disk), so the τ = 1 baseline,
+the paper's τ = 0.8, every grid cell, every step schedule built from grid values, and the schedule the selector
+picks (a constant or a step over grid values) are all scored by lookup. The selector sees only its own sample of
+the corpus's chunk texts and their document ids, never queries or qrels. Each cell is compared with τ = 1 for
+documents and queries by a paired bootstrap interval and randomization test.
+
+``python -m tempscale_index.evaluation.validation OUT --model NAME --corpus NAME=PATH:LEVELS ...`` writes one
+JSON per corpus (``OUT/<model>/<corpus>.json``); ``validation_markdown`` turns a folder of them into the table
+in docs/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from tempscale_index.embedding import TempScaleEmbedding
+from tempscale_index.evaluation.datasets import RetrievalDataset, load_dataset
+from tempscale_index.evaluation.embedded import EmbeddedEvaluator, Level
+from tempscale_index.evaluation.public_corpora import capped, load_public
+from tempscale_index.evaluation.stats import paired_comparison
+from tempscale_index.evaluation.sweep import schedule_label
+from tempscale_index.schedules import ConstantSchedule, PiecewiseSchedule, Schedule
+from tempscale_index.selection import select_document_schedule
+
+logger = logging.getLogger(__name__)
+
+MEASURE = "nDCG@10"
+MAX_LOSS = 0.002  # auto may lose at most 0.2% (relative) to τ = 1
+MIN_RECOVERY = 2 / 3  # of a significant grid-best gain
+
+
+def grid_schedules(taus: list[float]) -> dict[str, Schedule]:
+    """Constants at every grid τ, and steps keeping τ = 1 up to 128 tokens with each lower τ above."""
+    schedules: list[Schedule] = [ConstantSchedule(tau) for tau in taus]
+    schedules += [PiecewiseSchedule([128], [1.0, tau]) for tau in taus if tau < 1]
+    return {schedule_label(schedule): schedule for schedule in schedules}
+
+
+def load_corpus(path: str, max_documents: int | None) -> RetrievalDataset:
+    """QMSum questions (a folder of meeting JSON), a ``public_corpora`` folder, or any BEIR folder."""
+    source = Path(path)
+    if (source / "spans.jsonl").is_file():
+        dataset = load_public(source)
+    elif (source / "corpus.jsonl").is_file():
+        dataset = load_dataset(source)
+    else:
+        dataset = load_dataset(source, queries="questions")
+    return capped(dataset, max_documents, None) if max_documents else dataset
+
+
+def validate_corpus(
+    embedding: TempScaleEmbedding,
+    dataset: RetrievalDataset,
+    levels: list[Level],
+    taus: list[float],
+    cache_dir: Path,
+) -> dict[str, Any]:
+    """Selector choice, and τ = 1 / 0.8 / auto / grid-best / query-0.9 cells at each level, with comparisons."""
+    evaluator = EmbeddedEvaluator(dataset, embedding, cache_dir=cache_dir)
+    texts = [chunk.text for chunk in evaluator.chunks]
+    started = time.perf_counter()
+    selection = select_document_schedule(embedding, texts, [chunk.doc_id for chunk in evaluator.chunks])
+    selector_seconds = time.perf_counter() - started
+    schedules = grid_schedules(taus)
+    auto_label = schedule_label(selection.schedule)
+    schedules.setdefault(auto_label, selection.schedule)
+    baseline, query_09 = ConstantSchedule(1.0), ConstantSchedule(0.9)
+    result: dict[str, Any] = {
+        "dataset": dataset.name,
+        "model": embedding.model_name,
+        "n_documents": len(dataset.corpus),
+        "n_chunks": len(evaluator.chunks),
+        "selection": selection.to_dict(),
+        "selector_seconds": selector_seconds,
+        "levels": {},
+    }
+    for level in levels:
+        cells = {
+            label: evaluator.evaluate(schedule, baseline, level, (MEASURE,)) for label, schedule in schedules.items()
+        }
+        reference = cells["1.0"]
+        compared = {
+            label: paired_comparison(reference, per_query, MEASURE).to_dict() for label, per_query in cells.items()
+        }
+        query_cell = evaluator.evaluate(baseline, query_09, level, (MEASURE,))
+        auto_query = evaluator.evaluate(selection.schedule, query_09, level, (MEASURE,))
+        result["levels"][level] = {
+            "n_queries": len(reference),
+            "auto": auto_label,
+            "documents": compared,
+            "query_0.9": paired_comparison(reference, query_cell, MEASURE).to_dict(),
+            "auto_query_0.9": paired_comparison(reference, auto_query, MEASURE).to_dict(),
+        }
+    return result
+
+
+def grid_best(documents: dict[str, dict[str, Any]]) -> str:
+    """The document schedule with the highest mean (τ = 1, listed first, wins ties)."""
+    return max(documents, key=lambda label: documents[label]["mean_b"])
+
+
+def verdict(auto: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
+    """Whether auto meets both targets: no loss beyond ``MAX_LOSS``, and ``MIN_RECOVERY`` of a significant gain."""
+    no_loss = auto["relative_change"] >= -MAX_LOSS
+    significant = best["mean_diff"] > 0 and best["p_value"] < 0.05
+    recovery = auto["mean_diff"] / best["mean_diff"] if best["mean_diff"] > 0 else None
+    recovers = not significant or (recovery is not None and recovery >= MIN_RECOVERY)
+    return {"no_loss": no_loss, "gain_significant": significant, "recovery": recovery, "recovers": recovers}
+
+
+def validation_markdown(folder: Path) -> str:
+    """One table row per model × corpus × level from the JSON files under ``folder`` (one sub-folder per model)."""
+    header = [
+        "model",
+        "corpus",
+        "level",
+        "chunks",
+        "queries",
+        "τ = 1",
+        "0.8 (paper)",
+        "auto",
+        "grid best",
+        "query τ 0.9",
+        "auto meets",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for file in sorted(folder.glob("*/*.json")):
+        result = json.loads(file.read_text())
+        for level, cell in result["levels"].items():
+            documents = cell["documents"]
+            best_label = grid_best(documents)
+            auto, best = documents[cell["auto"]], documents[best_label]
+            checks = verdict(auto, best)
+            meets = checks["no_loss"] and checks["recovers"]
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        file.parent.name,
+                        result["dataset"],
+                        level,
+                        str(result["n_chunks"]),
+                        str(cell["n_queries"]),
+                        f"{documents['1.0']['mean_a']:.4f}",
+                        _delta(documents["0.8"]),
+                        f"{cell['auto']}: {_delta(auto)}",
+                        f"{best_label}: {_delta(best)}",
+                        _delta(cell["query_0.9"]),
+                        "yes" if meets else "**no**",
+                    ]
+                )
+                + " |"
+            )
+    return "\n".join(lines)
+
+
+def _delta(comparison: dict[str, Any]) -> str:
+    if comparison["mean_diff"] == 0 and comparison["ci_low"] == comparison["ci_high"]:
+        return "±0"
+    return (
+        f"{comparison['relative_change']:+.2%} [{comparison['ci_low']:+.4f}, {comparison['ci_high']:+.4f}] "
+        f"p={comparison['p_value']:.3f}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Validate the document-τ selector on labelled corpora.")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--model", default=None, help="model name or path (default: the bundled MiniLM)")
+    parser.add_argument(
+        "--corpus",
+        action="append",
+        required=True,
+        help="NAME=PATH:LEVEL[,LEVEL][:MAX_DOCUMENTS], e.g. qmsum=/data/qmsum/test:document,chunk",
+    )
+    parser.add_argument("--tau", type=float, action="append", default=None, help="document τ grid")
+    parser.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    embedding = TempScaleEmbedding(**({"model_name": args.model} if args.model else {}))
+    taus = sorted(set(args.tau or [1.0, 0.9, 0.8]) | {1.0, 0.8}, reverse=True)
+    folder = args.out / Path(embedding.model_name).name
+    folder.mkdir(parents=True, exist_ok=True)
+    for spec in args.corpus:
+        name, rest = spec.split("=", 1)
+        path, levels, *cap = rest.split(":")
+        dataset = load_corpus(path, int(cap[0]) if cap else None)
+        result = validate_corpus(embedding, dataset, levels.split(","), taus, args.cache_dir)  # type: ignore[arg-type]
+        result["dataset"] = name
+        (folder / f"{name}.json").write_text(json.dumps(result, indent=1))
+        for level, cell in result["levels"].items():
+            documents = cell["documents"]
+            best = grid_best(documents)
+            logger.info(
+                "%s %s: auto %s %+.2f%%, grid best %s %+.2f%%",
+                name,
+                level,
+                cell["auto"],
+                100 * documents[cell["auto"]]["relative_change"],
+                best,
+                100 * documents[best]["relative_change"],
+            )
+
+
+if __name__ == "__main__":
+    main()
