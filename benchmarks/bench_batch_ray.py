@@ -44,8 +44,9 @@ def main() -> None:
         results = {}
         for workers in args.workers:
             sink = FaissShardSink(Path(tmp) / f"index-{workers}", config)
-            report = run_batch_job([source], sink, workers=workers, show_progress=False,
-                                   documents_per_batch=args.documents_per_batch)
+            report = run_batch_job(
+                [source], sink, workers=workers, show_progress=False, documents_per_batch=args.documents_per_batch
+            )
             results[workers] = report
             print(
                 f"{workers} worker(s): {report.committed_documents} documents, {report.committed_chunks} chunks "

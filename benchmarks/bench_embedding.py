@@ -66,8 +66,9 @@ def throughput(run: Callable[[], object], n_texts: int) -> float:
     return n_texts / (time.perf_counter() - start)
 
 
-def compare(name: str, target: float, ours: Callable[[], object], theirs: Callable[[], object], n: int,
-            rounds: int) -> dict:
+def compare(
+    name: str, target: float, ours: Callable[[], object], theirs: Callable[[], object], n: int, rounds: int
+) -> dict:
     ours(), theirs()  # warm-up
     ours_tp, theirs_tp = [], []
     for _ in range(rounds):
@@ -75,8 +76,11 @@ def compare(name: str, target: float, ours: Callable[[], object], theirs: Callab
         theirs_tp.append(throughput(theirs, n))
     ratio = statistics.median(ours_tp) / statistics.median(theirs_tp)
     verdict = "PASS" if ratio >= target else "MISS"
-    print(f"{name}: ours {statistics.median(ours_tp):8.1f} texts/s | baseline {statistics.median(theirs_tp):8.1f}"
-          f" texts/s | ratio {ratio:.3f} (target >= {target}) {verdict}", flush=True)
+    print(
+        f"{name}: ours {statistics.median(ours_tp):8.1f} texts/s | baseline {statistics.median(theirs_tp):8.1f}"
+        f" texts/s | ratio {ratio:.3f} (target >= {target}) {verdict}",
+        flush=True,
+    )
     return {"name": name, "ours": ours_tp, "baseline": theirs_tp, "ratio": ratio, "target": target}
 
 
@@ -94,10 +98,16 @@ def main() -> None:
     ours = TempScaleEmbedding(document_temperature=0.8, embed_batch_size=args.batch_size)
     st = ours.sentence_transformer
     chunks = word_chunks(texts, 180, 128)
-    results.append(compare(
-        "(a) TempScale τ=0.8 vs SentenceTransformer.encode τ=1", 0.97,
-        lambda: ours.encode(chunks), lambda: st.encode(chunks, batch_size=args.batch_size, normalize_embeddings=True),
-        len(chunks), args.rounds))
+    results.append(
+        compare(
+            "(a) TempScale τ=0.8 vs SentenceTransformer.encode τ=1",
+            0.97,
+            lambda: ours.encode(chunks),
+            lambda: st.encode(chunks, batch_size=args.batch_size, normalize_embeddings=True),
+            len(chunks),
+            args.rounds,
+        )
+    )
 
     # (b) 512-token inputs: hooks on SDPA vs explicit (eager) attention with τ applied to the logits
     fast = TempScaleEmbedding(document_temperature=0.8, max_length=512, embed_batch_size=16)
@@ -111,15 +121,30 @@ def main() -> None:
         with eager_reference_temperature(eager_model, 0.8):
             return eager.encode(long_chunks)
 
-    results.append(compare("(b) TempScale (SDPA + hooks) vs eager reference TempScale, 512 tokens", 1.8,
-                           lambda: fast.encode(long_chunks), eager_reference, len(long_chunks), args.rounds))
+    results.append(
+        compare(
+            "(b) TempScale (SDPA + hooks) vs eager reference TempScale, 512 tokens",
+            1.8,
+            lambda: fast.encode(long_chunks),
+            eager_reference,
+            len(long_chunks),
+            args.rounds,
+        )
+    )
 
     # (c) mixed lengths through LlamaIndex's own batching, same model, same batch size
     hf = HuggingFaceEmbedding(model_name=resolve_model_path("all-MiniLM-L6-v2"), embed_batch_size=args.batch_size)
     mixed = mixed_length_chunks(texts, 256)
-    results.append(compare("(c) TempScaleEmbedding vs HuggingFaceEmbedding, mixed lengths", 1.2,
-                           lambda: ours.get_text_embedding_batch(mixed), lambda: hf.get_text_embedding_batch(mixed),
-                           len(mixed), args.rounds))
+    results.append(
+        compare(
+            "(c) TempScaleEmbedding vs HuggingFaceEmbedding, mixed lengths",
+            1.2,
+            lambda: ours.get_text_embedding_batch(mixed),
+            lambda: hf.get_text_embedding_batch(mixed),
+            len(mixed),
+            args.rounds,
+        )
+    )
     print(json.dumps({r["name"]: round(r["ratio"], 3) for r in results}, indent=1, ensure_ascii=False))
 
 

@@ -73,8 +73,9 @@ def run_llamaindex(docs, embed_model, splitter, dimension, folder: Path) -> tupl
     started = time.perf_counter()
     store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(dimension))
     context = StorageContext.from_defaults(vector_store=store)
-    index = VectorStoreIndex.from_documents(docs, storage_context=context, embed_model=embed_model,
-                                            transformations=[splitter])
+    index = VectorStoreIndex.from_documents(
+        docs, storage_context=context, embed_model=embed_model, transformations=[splitter]
+    )
     context.persist(persist_dir=str(folder))
     return time.perf_counter() - started, len(index.docstore.docs)
 
@@ -96,8 +97,9 @@ def main() -> None:
     one_worker = TempScaleEmbedding(document_temperature=1.0, query_temperature=1.0, cpu_workers=1)
     ours = {"tempscale-index": ours_embedding, "tempscale-index (1 worker)": one_worker}
     if args.int8:
-        ours["tempscale-index (int8)"] = TempScaleEmbedding(document_temperature=1.0, query_temperature=1.0,
-                                                            backend="onnx", precision="int8")
+        ours["tempscale-index (int8)"] = TempScaleEmbedding(
+            document_temperature=1.0, query_temperature=1.0, backend="onnx", precision="int8"
+        )
     for embedding in ours.values():
         _ = embedding.weights_sha256  # hashed once per model load, outside the timing
     splitter = model_token_splitter(ours_embedding, args.chunk_size, 32)
@@ -130,9 +132,11 @@ def main() -> None:
                 shutil.rmtree(folder)
             print(f"round {round_index + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()), flush=True)
 
-    print(f"\ncorpus: {len(docs)} documents, {chunks['tempscale-index']} chunks of <= {chunk_size} model tokens "
-          f"({'QMSum' if args.qmsum else 'installed docs'}); torch threads {torch.get_num_threads()}; "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"\ncorpus: {len(docs)} documents, {chunks['tempscale-index']} chunks of <= {chunk_size} model tokens "
+        f"({'QMSum' if args.qmsum else 'installed docs'}); torch threads {torch.get_num_threads()}; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     reference = statistics.median(times["tempscale-index"])
     print(f"{'pipeline':<28} {'median s':>9} {'chunks/s':>9} {'ours ×':>7}")
     for name, values in times.items():

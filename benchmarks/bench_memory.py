@@ -40,8 +40,14 @@ from tempscale_index.pipeline import ingest, iter_installed_docs
 
 def tiny_bert(folder: Path, dim: int) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=dim, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=2 * dim, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=dim,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=2 * dim,
+        max_position_embeddings=512,
+    )
     hf_dir = folder / "hf"
     BertModel(config).save_pretrained(hf_dir)
     tokenizer.save_pretrained(hf_dir)
@@ -102,25 +108,37 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = tiny_bert(Path(tmp), args.dim)
-        embedding = TempScaleEmbedding(model_name=str(model_dir), document_temperature=1.0, query_temperature=1.0,
-                                       embed_batch_size=128)
+        embedding = TempScaleEmbedding(
+            model_name=str(model_dir), document_temperature=1.0, query_temperature=1.0, embed_batch_size=128
+        )
         _ = embedding.weights_sha256
         baseline = psutil.Process().memory_info().rss
         started = time.perf_counter()
         # ~0.45 words per wordpiece with these words; the splitter decides the real chunk boundaries
         documents = corpus(args.chunks, int(args.chunk_size * 0.45), args.per_doc, started + args.time_limit)
         with PeakRSS() as rss:
-            report = ingest(documents, Path(tmp) / "index", embedding, chunk_size=args.chunk_size, chunk_overlap=0,
-                            batch_chunks=1024, show_progress=True)
+            report = ingest(
+                documents,
+                Path(tmp) / "index",
+                embedding,
+                chunk_size=args.chunk_size,
+                chunk_overlap=0,
+                batch_chunks=1024,
+                show_progress=True,
+            )
         seconds = time.perf_counter() - started
         index_bytes = report.chunks_total * args.dim * 4
         on_disk = sum(p.stat().st_size for p in (Path(tmp) / "index").rglob("*") if p.is_file())
     beyond = rss.peak - baseline - index_bytes
-    print(f"\n{report.chunks_total} chunks in {report.documents_total} documents ingested in {seconds:.0f}s "
-          f"({report.chunks_total / seconds:.0f} chunks/s, tiny random BERT dim {args.dim}); "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"RSS before ingest {baseline / 2**20:.0f} MiB, peak {rss.peak / 2**20:.0f} MiB; FAISS index "
-          f"{index_bytes / 2**20:.0f} MiB; index directory on disk {on_disk / 2**20:.0f} MiB")
+    print(
+        f"\n{report.chunks_total} chunks in {report.documents_total} documents ingested in {seconds:.0f}s "
+        f"({report.chunks_total / seconds:.0f} chunks/s, tiny random BERT dim {args.dim}); "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"RSS before ingest {baseline / 2**20:.0f} MiB, peak {rss.peak / 2**20:.0f} MiB; FAISS index "
+        f"{index_bytes / 2**20:.0f} MiB; index directory on disk {on_disk / 2**20:.0f} MiB"
+    )
     print(f"peak RSS beyond the index: {beyond / 2**20:.0f} MiB (target <= 2048 MiB)")
 
 

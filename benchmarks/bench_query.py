@@ -61,9 +61,13 @@ def build(folder: Path, config: IndexConfig, index_type: str, vectors: np.ndarra
     with FaissStore.create(folder, config, index_factory=index_type) as store:
         for start in range(0, len(vectors), per_doc):
             block = vectors[start : start + per_doc]
-            nodes = [TextNode(text=f"synthetic chunk {start + i} " + "lorem ipsum " * 40,
-                              metadata={"tempscale_tau": 1.0, "file_name": f"doc{start // per_doc}.txt"})
-                     for i in range(len(block))]
+            nodes = [
+                TextNode(
+                    text=f"synthetic chunk {start + i} " + "lorem ipsum " * 40,
+                    metadata={"tempscale_tau": 1.0, "file_name": f"doc{start // per_doc}.txt"},
+                )
+                for i in range(len(block))
+            ]
             store.add(f"doc-{start // per_doc}", f"h{start}", nodes, block, {"file_name": f"doc{start // per_doc}.txt"})
         store.commit()
 
@@ -109,8 +113,10 @@ def main() -> None:
     encoders = {name: partial(backend.encode, kind="query") for name, backend in backends.items()}
     alternate(encoders, [[text] for text in texts[:5]], args.block)  # warm up
     embed_times = alternate(encoders, [[text] for text in texts], args.block)
-    print(f"{len(texts)} queries, {args.chunks} chunks, dim {embedding.dimension}, k {args.k}, threads {args.threads}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{len(texts)} queries, {args.chunks} chunks, dim {embedding.dimension}, k {args.k}, threads {args.threads}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     for name, values in embed_times.items():
         p50, p95 = percentiles(values)
         print(f"query embedding ({name:<5})               p50 {p50:7.2f} ms  p95 {p95:7.2f} ms")
@@ -122,8 +128,10 @@ def main() -> None:
             started = time.perf_counter()
             build(folder, config, index_type, vectors)
             built = time.perf_counter() - started
-            retrievers = {name: TempScaleRetriever.from_dir(folder, backend, similarity_top_k=args.k)
-                          for name, backend in backends.items()}
+            retrievers = {
+                name: TempScaleRetriever.from_dir(folder, backend, similarity_top_k=args.k)
+                for name, backend in backends.items()
+            }
             store = retrievers["torch"].store
             # raw FAISS: the very same index object (same graph / lists), searched directly, without the store
             raw = faiss.downcast_index(store.index.index) if isinstance(store.index, faiss.IndexIDMap2) else store.index
@@ -144,17 +152,21 @@ def main() -> None:
                 _, ids = store.search(q, args.k)
                 store.get_nodes([i for i in ids[0] if i >= 0])
                 store_times.append(time.perf_counter() - started)
-            end_to_end = alternate({name: retriever.retrieve for name, retriever in retrievers.items()}, texts,
-                                   args.block)
+            end_to_end = alternate(
+                {name: retriever.retrieve for name, retriever in retrievers.items()}, texts, args.block
+            )
             r50, r95 = percentiles(raw_times)
             q50, q95 = percentiles(search_times)
             s50, s95 = percentiles(store_times)
             print(f"\n[{index_type}] built and committed in {built:.1f}s")
             print(f"raw FAISS search                      p50 {r50:7.3f} ms  p95 {r95:7.3f} ms")
-            print(f"FaissStore.search                     p50 {q50:7.3f} ms  p95 {q95:7.3f} ms  "
-                  f"(store/raw p50 ratio {q50 / r50:.2f})")
-            print(f"FaissStore.search + node fetch        p50 {s50:7.3f} ms  p95 {s95:7.3f} ms  "
-                  f"(ratio {s50 / r50:.2f})")
+            print(
+                f"FaissStore.search                     p50 {q50:7.3f} ms  p95 {q95:7.3f} ms  "
+                f"(store/raw p50 ratio {q50 / r50:.2f})"
+            )
+            print(
+                f"FaissStore.search + node fetch        p50 {s50:7.3f} ms  p95 {s95:7.3f} ms  (ratio {s50 / r50:.2f})"
+            )
             for name, values in end_to_end.items():
                 e50, e95 = percentiles(values)
                 print(f"retriever end to end ({name:<5})         p50 {e50:7.2f} ms  p95 {e95:7.2f} ms")

@@ -17,8 +17,22 @@ from tempscale_index.pipeline import iter_installed_docs
 
 # Packages the project depends on, so they are installed wherever the tests run.
 CORPUS_PACKAGES = (
-    "faiss-cpu", "filelock", "huggingface-hub", "jinja2", "llama-index-core", "numpy", "pydantic", "pyyaml",
-    "regex", "requests", "sentence-transformers", "tokenizers", "torch", "tqdm", "transformers", "typer",
+    "faiss-cpu",
+    "filelock",
+    "huggingface-hub",
+    "jinja2",
+    "llama-index-core",
+    "numpy",
+    "pydantic",
+    "pyyaml",
+    "regex",
+    "requests",
+    "sentence-transformers",
+    "tokenizers",
+    "torch",
+    "tqdm",
+    "transformers",
+    "typer",
 )
 
 

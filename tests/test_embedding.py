@@ -177,8 +177,14 @@ def test_any_local_model_directory_works(tmp_path, family: str) -> None:
     vocab += [w for w in ["the", "a", "meeting", "budget", "remote", "control", "team", "decided", "on", "battery"]]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab))
     tokenizer = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
-    small = dict(hidden_size=32, num_attention_heads=2, num_hidden_layers=2, intermediate_size=64,
-                 vocab_size=len(vocab), initializer_range=0.5)
+    small = dict(
+        hidden_size=32,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        intermediate_size=64,
+        vocab_size=len(vocab),
+        initializer_range=0.5,
+    )
     model = BertModel(BertConfig(**small)) if family == "bert" else MPNetModel(MPNetConfig(**small))
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)

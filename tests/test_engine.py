@@ -30,17 +30,32 @@ from tempscale_index.engine.reference import eager_reference_temperature
 
 VOCAB = 200
 # Large initial weights make attention peaked enough that τ visibly changes the output.
-SMALL = dict(hidden_size=64, num_attention_heads=4, num_hidden_layers=2, intermediate_size=128, vocab_size=VOCAB,
-             initializer_range=0.2)
+SMALL = dict(
+    hidden_size=64,
+    num_attention_heads=4,
+    num_hidden_layers=2,
+    intermediate_size=128,
+    vocab_size=VOCAB,
+    initializer_range=0.2,
+)
 
 CONFIGS = {
     "bert (MiniLM/BGE/GTE)": lambda: BertConfig(**SMALL),
     "xlm-roberta": lambda: XLMRobertaConfig(**SMALL, max_position_embeddings=80),
     "mpnet": lambda: MPNetConfig(**SMALL),
-    "t5 encoder": lambda: T5Config(d_model=64, num_heads=4, num_layers=2, d_ff=128, d_kv=16, vocab_size=VOCAB,
-                                   initializer_factor=3.0),
-    "modernbert": lambda: ModernBertConfig(**SMALL, pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1,
-                                           sep_token_id=2, global_attn_every_n_layers=2, local_attention=8),
+    "t5 encoder": lambda: T5Config(
+        d_model=64, num_heads=4, num_layers=2, d_ff=128, d_kv=16, vocab_size=VOCAB, initializer_factor=3.0
+    ),
+    "modernbert": lambda: ModernBertConfig(
+        **SMALL,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        cls_token_id=1,
+        sep_token_id=2,
+        global_attn_every_n_layers=2,
+        local_attention=8,
+    ),
     "qwen3": lambda: Qwen3Config(**SMALL, num_key_value_heads=2, head_dim=16),
     "mistral": lambda: MistralConfig(**SMALL, num_key_value_heads=2),
 }

@@ -38,8 +38,7 @@ def test_minilm_onnx_matches_torch_with_length_dependent_tau(graph_cache) -> Non
     schedule = LogLinearSchedule(short_tokens=8, short_tau=1.0, long_tokens=256, long_tau=0.5)
     torch_side = TempScaleEmbedding(document_temperature=schedule, query_temperature=0.7, cpu_workers=1)
     onnx_side = TempScaleEmbedding(document_temperature=schedule, query_temperature=0.7, backend="onnx")
-    texts = ["a short one", "a somewhat longer sentence about meetings and remote controls " * 3,
-             "budget " * 200, "x"]
+    texts = ["a short one", "a somewhat longer sentence about meetings and remote controls " * 3, "budget " * 200, "x"]
     expected, got = torch_side.encode(texts), onnx_side.encode(texts)
     assert got.taus == expected.taus and len(set(got.taus)) == 3  # two texts clip to τ = 1
     assert np.abs(got.embeddings - expected.embeddings).max() < 1e-4

@@ -82,8 +82,9 @@ def test_reingesting_unchanged_documents_is_a_no_op(built, docs, minilm):
 
 def test_a_changed_document_replaces_its_chunks(built, docs, minilm):
     index_dir, first = built
-    changed = Document(id_=docs[1].doc_id, text=docs[1].text + "\n\nAppendix: zebras graze on the savanna.",
-                       metadata=docs[1].metadata)
+    changed = Document(
+        id_=docs[1].doc_id, text=docs[1].text + "\n\nAppendix: zebras graze on the savanna.", metadata=docs[1].metadata
+    )
     report = ingest([docs[0], changed], index_dir, minilm)
     assert (report.unchanged, report.replaced, report.added) == (1, 1, 0)
     with FaissStore.open(index_dir) as store:
@@ -129,17 +130,20 @@ def test_filters_on_doc_id_and_file_name(built, docs, minilm):
     filters = MetadataFilters(filters=[MetadataFilter(key="file_name", value=name)])
     by_name = TempScaleRetriever(by_id.store, minilm, similarity_top_k=4, filters=filters)
     assert {hit.node.metadata["file_name"] for hit in by_name.retrieve(query)} == {name}
-    excluded = MetadataFilters(filters=[
-        MetadataFilter(key="doc_id", value=[docs[0].doc_id, docs[1].doc_id], operator=FilterOperator.NIN)
-    ])
+    excluded = MetadataFilters(
+        filters=[MetadataFilter(key="doc_id", value=[docs[0].doc_id, docs[1].doc_id], operator=FilterOperator.NIN)]
+    )
     hits = TempScaleRetriever(by_id.store, minilm, similarity_top_k=10, filters=excluded).retrieve(query)
     assert hits and not {hit.node.ref_doc_id for hit in hits} & {docs[0].doc_id, docs[1].doc_id}
     after = MetadataFilters(filters=[MetadataFilter(key="file_name", value=name, operator=FilterOperator.GTE)])
     hits = TempScaleRetriever(by_id.store, minilm, similarity_top_k=50, filters=after).retrieve(query)
     assert hits and all(hit.node.metadata["file_name"] >= name for hit in hits)
     with pytest.raises(MetadataFilterError, match="IN needs a list"):  # refused before any query
-        TempScaleRetriever(by_id.store, minilm, filters=MetadataFilters(filters=[
-            MetadataFilter(key="file_name", value="x", operator=FilterOperator.IN)]))
+        TempScaleRetriever(
+            by_id.store,
+            minilm,
+            filters=MetadataFilters(filters=[MetadataFilter(key="file_name", value="x", operator=FilterOperator.IN)]),
+        )
 
 
 def test_retriever_queries_on_onnx_by_default_and_falls_back_to_torch(built, monkeypatch):

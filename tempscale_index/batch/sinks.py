@@ -31,6 +31,8 @@ def shard_dir_for(index_dir: Path) -> Path:
     new directory, and a half-merged shard must never look like part of the index."""
     index_dir = Path(index_dir)
     return index_dir.parent / f"{index_dir.name}{SHARDS_SUFFIX}"
+
+
 SHARD_CONFIG_FILE = "index_config.json"
 
 

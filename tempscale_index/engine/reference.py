@@ -14,9 +14,7 @@ from torch import nn
 
 
 @contextmanager
-def eager_reference_temperature(
-    model: nn.Module, taus: float | Sequence[float] | torch.Tensor
-) -> Iterator[None]:
+def eager_reference_temperature(model: nn.Module, taus: float | Sequence[float] | torch.Tensor) -> Iterator[None]:
     """Inside this block, every attention softmax of ``model`` (which must run eager attention) sees its
     logits divided by the τ of its batch row. Logits are (batch, heads, queries, keys)."""
     implementation = getattr(model.config, "_attn_implementation", "eager")

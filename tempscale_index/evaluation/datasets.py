@@ -42,8 +42,7 @@ class RetrievalDataset:
             unknown = [doc_id for doc_id in judged if doc_id not in self.corpus]
             if unknown:
                 raise DatasetFormatError(
-                    f"{self.name}: qrels of query {query_id!r} name documents missing from the corpus: "
-                    f"{unknown[:5]}"
+                    f"{self.name}: qrels of query {query_id!r} name documents missing from the corpus: {unknown[:5]}"
                 )
         for query_id, by_doc in self.spans.items():
             for doc_id, ranges in by_doc.items():

@@ -70,8 +70,12 @@ def paired_comparison(
     rng = np.random.default_rng(seed)
     if len(diff) > 1 and np.ptp(diff) > 0:
         interval = stats.bootstrap(
-            (diff,), np.mean, n_resamples=n_resamples, confidence_level=confidence_level,
-            method="percentile", rng=rng,
+            (diff,),
+            np.mean,
+            n_resamples=n_resamples,
+            confidence_level=confidence_level,
+            method="percentile",
+            rng=rng,
         ).confidence_interval
         ci_low, ci_high = float(interval.low), float(interval.high)
     else:  # every query moved by the same amount (often 0): a resample is always the same mean
@@ -79,8 +83,13 @@ def paired_comparison(
     if np.any(diff != 0):
         p_value = float(
             stats.permutation_test(
-                (b, a), _mean_difference, permutation_type="samples", vectorized=True,
-                n_resamples=n_resamples, alternative="two-sided", rng=rng,
+                (b, a),
+                _mean_difference,
+                permutation_type="samples",
+                vectorized=True,
+                n_resamples=n_resamples,
+                alternative="two-sided",
+                rng=rng,
             ).pvalue
         )
     else:

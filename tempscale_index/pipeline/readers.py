@@ -36,8 +36,9 @@ class ReadReport:
     skipped: list[SkippedFile] = field(default_factory=list)
 
 
-def list_files(paths: Iterable[str | os.PathLike[str]], recursive: bool = True,
-               extensions: Iterable[str] | None = None) -> list[Path]:
+def list_files(
+    paths: Iterable[str | os.PathLike[str]], recursive: bool = True, extensions: Iterable[str] | None = None
+) -> list[Path]:
     """The files under ``paths`` (hidden files and folders left out), sorted; raises for a missing path."""
     exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions} if extensions else None
     files: list[Path] = []
