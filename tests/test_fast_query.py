@@ -37,12 +37,16 @@ def cache(tmp_path_factory):
 
 @pytest.mark.parametrize("tau", [1.0, 0.8])
 def test_light_vectors_equal_the_embedding_on_onnx_and_torch(tau, cache) -> None:
-    on_onnx = TempScaleEmbedding(backend="onnx", query_temperature=tau, max_length=128)
+    on_onnx = TempScaleEmbedding(backend="onnx", document_temperature=1.0, query_temperature=tau, max_length=128)
     assert record_query_path(on_onnx) is not None
     light = OnnxQueryEncoder(IndexConfig.from_embedding(on_onnx)).encode(QUERIES)
     assert light.token_counts[-1] == 128  # truncated like the embedding
     for backend in ("onnx", "torch"):
-        embedding = on_onnx if backend == "onnx" else TempScaleEmbedding(query_temperature=tau, max_length=128)
+        embedding = (
+            on_onnx
+            if backend == "onnx"
+            else TempScaleEmbedding(document_temperature=1.0, query_temperature=tau, max_length=128)
+        )
         expected = embedding.encode(QUERIES, "query")
         assert light.taus == expected.taus and light.token_counts == expected.token_counts
         assert np.abs(light.embeddings - expected.embeddings).max() <= 1e-4
@@ -50,7 +54,7 @@ def test_light_vectors_equal_the_embedding_on_onnx_and_torch(tau, cache) -> None
 
 
 def test_a_changed_graph_or_missing_record_is_refused(cache) -> None:
-    embedding = TempScaleEmbedding(backend="onnx", query_temperature=0.8, max_length=128)
+    embedding = TempScaleEmbedding(backend="onnx", document_temperature=1.0, query_temperature=0.8, max_length=128)
     record = json.loads(record_query_path(embedding).read_text())
     config = IndexConfig.from_embedding(embedding)
     graph = Path(record["graph"])
@@ -69,7 +73,9 @@ def test_a_changed_graph_or_missing_record_is_refused(cache) -> None:
 
 def test_torch_backend_is_forced_and_the_fallback_records_the_path(cache, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TEMPSCALE_INDEX_CACHE", str(tmp_path / "fresh-cache"))
-    config = IndexConfig.from_embedding(TempScaleEmbedding(query_temperature=0.9, max_length=64))
+    config = IndexConfig.from_embedding(
+        TempScaleEmbedding(document_temperature=1.0, query_temperature=0.9, max_length=64)
+    )
     assert isinstance(query_encoder_for(config, "torch"), EmbeddingQueryEncoder)
     fallback = query_encoder_for(config)  # nothing recorded in this cache yet: PyTorch on ONNX, which records
     assert isinstance(fallback, EmbeddingQueryEncoder) and fallback.embedding.onnx_graph is not None
@@ -79,7 +85,7 @@ def test_torch_backend_is_forced_and_the_fallback_records_the_path(cache, tmp_pa
 
 
 def test_int8_index_queries_on_its_int8_graph(cache) -> None:
-    embedding = TempScaleEmbedding(precision="int8", query_temperature=0.8, max_length=128)
+    embedding = TempScaleEmbedding(precision="int8", document_temperature=1.0, query_temperature=0.8, max_length=128)
     record = json.loads(record_query_path(embedding).read_text())
     assert record["graph"].endswith("-int8.onnx") and record["precision"] == "int8"
     light = OnnxQueryEncoder(IndexConfig.from_embedding(embedding)).encode(QUERIES)
