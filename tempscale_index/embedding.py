@@ -13,7 +13,6 @@ that choice. An explicit float or schedule turns it off.
 from __future__ import annotations
 
 import asyncio
-import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,15 +26,16 @@ import torch.nn.functional as F
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent, EmbeddingStartEvent
-from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.core.schema import BaseNode
 from pydantic import ConfigDict, Field, PrivateAttr, field_serializer, field_validator
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
+from tempscale_index.auto_schedule import AUTO, AutoDocumentSchedule, texts_and_groups
 from tempscale_index.engine import apply_tempscale, temperature
 from tempscale_index.engine.onnx_backend import OnnxBackendError, OnnxEncoder
 from tempscale_index.engine.precision import Precision
-from tempscale_index.index_config import PENDING_AUTO, IndexConfig
+from tempscale_index.index_config import IndexConfig
 from tempscale_index.models import DEFAULT_MODEL, load_sentence_transformer, weights_fingerprint
 from tempscale_index.schedules import (
     DEFAULT_QUERY_SCHEDULE,
@@ -51,11 +51,9 @@ Kind = Literal["query", "document"]
 Backend = Literal["torch", "onnx"]
 TAU_KEY, TOKENS_KEY, MODEL_KEY = "tempscale_tau", "tempscale_tokens", "tempscale_model"
 METADATA_KEYS = (TAU_KEY, TOKENS_KEY, MODEL_KEY)
-AUTO = "auto"  # document τ chosen once from the first documents embedded (tempscale_index.selection)
 MAX_DEFAULT_CPU_WORKERS = 4  # measured on 2 cores only; more workers hold more batches' activations at once
 
 dispatcher = get_dispatcher(__name__)
-_RESOLVE_LOCK = threading.Lock()  # one for all instances (decisions are rare), so embeddings stay picklable
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ class EncodedTexts:
     token_counts: list[int]
 
 
-class TempScaleEmbedding(BaseEmbedding):
+class TempScaleEmbedding(AutoDocumentSchedule, BaseEmbedding):
     """A LlamaIndex embedding that applies TempScale (attention temperature) with length-dependent τ."""
 
     model_config = ConfigDict(protected_namespaces=("pydantic_model_",), arbitrary_types_allowed=True)
@@ -202,58 +200,6 @@ class TempScaleEmbedding(BaseEmbedding):
                 "document_temperature='auto' is not resolved yet: embed documents first or call calibrate(texts)"
             )
         return self.document_temperature
-
-    # -- "auto": the document schedule, decided once -----------------------------------------------
-
-    @property
-    def auto_pending(self) -> bool:
-        """True while document_temperature is 'auto' and no documents have decided it yet."""
-        return self.document_temperature == AUTO
-
-    @property
-    def auto_resolved(self) -> bool:
-        """True once an 'auto' document temperature was decided (by the selector or adopted from an index)."""
-        return self._auto_resolved
-
-    @property
-    def selection(self) -> Selection | None:
-        """What the selector chose and why; None for an explicit τ, a pending 'auto' or an adopted schedule."""
-        return self._selection
-
-    def calibrate(self, texts_or_nodes: Sequence[str] | Sequence[BaseNode]) -> Selection:
-        """Decide the 'auto' document schedule now, from these chunks (or nodes, grouped by source document)."""
-        if self._selection is not None:
-            return self._selection
-        if self.document_temperature != AUTO:
-            raise ValueError(f"document_temperature is already {self.document_temperature.to_dict()}, not 'auto'")
-        texts, groups = _texts_and_groups(texts_or_nodes)
-        if not texts:
-            raise ValueError("calibrate needs a sample of the corpus's chunks, got none")
-        self.resolve_document_schedule(texts, groups)
-        assert self._selection is not None
-        return self._selection
-
-    def resolve_document_schedule(self, texts: Sequence[str], groups: Sequence[str] | None = None) -> None:
-        """If 'auto' is still pending, choose the schedule from ``texts`` (exactly once, even across threads)."""
-        if self.document_temperature != AUTO or not texts:  # no documents yet: nothing to decide from
-            return
-        from tempscale_index.selection import select_document_schedule
-
-        with _RESOLVE_LOCK:
-            if self.document_temperature == AUTO:
-                selection = select_document_schedule(self, texts, groups)
-                self._selection, self._auto_resolved = selection, True
-                self.document_temperature = selection.schedule
-
-    def adopt_document_schedule(self, schedule: ScheduleLike) -> None:
-        """Take an existing index's recorded schedule instead of deciding again (a pending 'auto' only; a store
-        whose own schedule is still pending, ``PENDING_AUTO``, leaves it pending)."""
-        if schedule == PENDING_AUTO:
-            return
-        with _RESOLVE_LOCK:
-            if self.document_temperature == AUTO:
-                self.document_temperature = as_schedule(schedule, "document_temperature")
-                self._auto_resolved = True
 
     def instruction_for(self, kind: Kind) -> str:
         explicit = self.query_instruction if kind == "query" else self.text_instruction
@@ -394,7 +340,7 @@ class TempScaleEmbedding(BaseEmbedding):
 
     @dispatcher.span
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
-        texts, groups = _texts_and_groups(nodes)
+        texts, groups = texts_and_groups(nodes)
         self.resolve_document_schedule(texts, groups)
         dispatcher.event(EmbeddingStartEvent(model_dict=self.to_payload()))
         encoded = self.encode(texts, "document", show_progress=kwargs.get("show_progress"))
@@ -422,15 +368,6 @@ class TempScaleEmbedding(BaseEmbedding):
             "query_temperature": self.query_temperature.to_dict(),
             "document_temperature": self._serialize_schedule(self.document_temperature),
         }
-
-
-def _texts_and_groups(items: Sequence[str] | Sequence[BaseNode]) -> tuple[list[str], list[str] | None]:
-    """Texts as they are embedded and, for nodes, the source document of each (the node itself if none)."""
-    if all(isinstance(item, str) for item in items):
-        return list(items), None
-    nodes: Sequence[BaseNode] = items  # type: ignore[assignment]
-    texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
-    return texts, [node.ref_doc_id or node.node_id for node in nodes]
 
 
 def _check_texts(texts: Sequence[str]) -> None:
