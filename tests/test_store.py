@@ -215,12 +215,14 @@ def test_corrupted_file_is_reported(committed):
 
 
 def rewrite_manifest(version_dir, change) -> None:
-    """Edit a committed manifest and record its new checksum in CURRENT, as a consistent but wrong index."""
+    """Edit a committed manifest and record its new checksum in CURRENT and its seal, as a consistent but wrong
+    index."""
     path = version_dir / "manifest.json"
     manifest = json.loads(path.read_text())
     change(manifest)
     path.write_text(json.dumps(manifest))
     (version_dir.parent.parent / "CURRENT").write_text(f"{version_dir.name} {sha256_file(path)}\n")
+    (version_dir / "manifest.sha256").write_text(f"{sha256_file(path)}  manifest.json\n")
 
 
 def test_half_written_manifest_and_dangling_current_are_reported(committed):
@@ -230,6 +232,9 @@ def test_half_written_manifest_and_dangling_current_are_reported(committed):
     with pytest.raises(CorruptIndexError, match=r"manifest.json does not match the SHA-256 recorded in CURRENT"):
         FaissStore.open(index_dir)
     (index_dir / "CURRENT").write_text(f"v-000001 {sha256_file(manifest)}\n")
+    with pytest.raises(CorruptIndexError, match=r"manifest.json does not match the SHA-256 recorded in manifest.sha"):
+        FaissStore.open(index_dir)
+    (committed / "manifest.sha256").write_text(f"{sha256_file(manifest)}  manifest.json\n")
     with pytest.raises(CorruptIndexError, match=r"manifest.json is not valid JSON"):
         FaissStore.open(index_dir)
     (index_dir / "CURRENT").write_text("v-000009\n")
@@ -251,17 +256,26 @@ def test_an_edited_manifest_is_refused(committed):
         FaissStore.open(index_dir, writable=True, create=True, config=fake_config(DIM))
 
 
-def test_current_of_an_older_format_is_read_with_a_warning_and_upgraded(committed, caplog):
+def test_a_one_word_current_of_an_older_format_is_trusted_only_through_the_seal(committed):
+    """``echo v-000001 > CURRENT`` (the older format) loads a sealed version; an edited manifest, or a version
+    without a seal, is refused: a one-word CURRENT never lets an unchecked manifest through."""
     index_dir = committed.parent.parent
     (index_dir / "CURRENT").write_text("v-000001\n")
-    with FaissStore.open(index_dir) as store:
-        assert store.num_nodes == 8
-    assert "written by an older tempscale-index" in caplog.text
     with FaissStore.open(index_dir, writable=True) as store:
+        assert store.num_nodes == 8
         add_docs(store, {"c": 1})
         store.commit()
     name, checksum = (index_dir / "CURRENT").read_text().split()
     assert name == "v-000002" and checksum == sha256_file(index_dir / "versions" / name / "manifest.json")
+    (index_dir / "CURRENT").write_text("v-000002\n")
+    path = index_dir / "versions" / name / "manifest.json"
+    path.write_text(path.read_text().replace('"value": 1.0', '"value": 0.3'))
+    with pytest.raises(CorruptIndexError, match=r"manifest.json does not match the SHA-256 recorded in manifest.sha"):
+        FaissStore.open(index_dir)
+    (index_dir / "versions" / name / "manifest.sha256").unlink()
+    with pytest.raises(CorruptIndexError, match=r"manifest.json cannot be verified: it has no manifest.sha256") as err:
+        FaissStore.open(index_dir)
+    assert "\n" not in str(err.value)
 
 
 def test_counts_that_disagree_are_reported_even_unhashed(committed):
@@ -308,10 +322,11 @@ def test_leftovers_of_a_crashed_writer_are_ignored_then_cleaned(committed):
     with FaissStore.open(index_dir, writable=True) as store:
         assert store.num_nodes == 8
         add_docs(store, {"c": 1})
-        assert store.commit() == 2
+        assert store.commit() == 3  # the orphan's number is never reused
     assert not junk.exists() and not (index_dir / "staging-0123.jsonl").exists()
+    assert (index_dir / "quarantine" / "v-000002" / "index.faiss").is_file()  # kept, not deleted
     with FaissStore.open(index_dir) as reader:
-        assert reader.version == 2 and reader.num_nodes == 9
+        assert reader.version == 3 and reader.num_nodes == 9
 
 
 def test_old_versions_are_collected_but_the_previous_one_is_kept(index_dir):
@@ -462,7 +477,7 @@ def test_lost_current_skips_a_damaged_newest_version(index_dir, caplog):
     damaged.write_bytes(damaged.read_bytes()[:-4])
     with FaissStore.open(index_dir) as store:
         assert store.version == 1 and set(store.documents) == {"d0"}
-    assert "v-000001" in caplog.text and "skipped incomplete v-000002" in caplog.text
+    assert "v-000001" in caplog.text and "skipped unverifiable v-000002" in caplog.text
     damaged.parent.with_name("v-000001").joinpath("nodes.jsonl").write_text("")
     with pytest.raises(CorruptIndexError, match=r"CURRENT is missing and no version under .* verifies"):
         FaissStore.open(index_dir)

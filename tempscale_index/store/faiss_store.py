@@ -1,8 +1,9 @@
 """A FAISS index and its nodes, persisted in one directory and committed atomically.
 
 Layout: ``CURRENT`` (the committed version and its manifest's SHA-256), ``versions/v-000004/`` (``index.faiss``,
-``nodes.jsonl``, ``offsets.npy``, ``documents.jsonl``, ``manifest.json``; never modified once renamed into
-place), ``writer.lock`` and a writer's ``staging-*.jsonl``. This facade ties the parts together:
+``nodes.jsonl``, ``offsets.npy``, ``documents.jsonl``, ``manifest.json``, ``manifest.sha256``; never modified once
+renamed into place), ``quarantine/`` (versions a writer could not use, kept), ``writer.lock`` and a writer's
+``staging-*.jsonl``. This facade ties the parts together:
 ``vector_index`` (FAISS), ``node_table`` (nodes and staging), ``records`` (documents), ``manifest`` (what a
 version holds and the checks on load) and ``versions`` (lock, ``CURRENT``, publishing, collection, recovery). A
 crash at any point leaves ``CURRENT`` naming a complete version, so readers never see a half-written index.
@@ -314,13 +315,14 @@ class FaissStore:
         self.vectors.train_on_pending()
         self.vectors.apply_removals()
         started = time.time()
-        name = versions.version_name(self.version + 1)
         versions.remove_orphans(self.path, self.version)
+        number = versions.next_number(self.path, self.version)
+        name = versions.version_name(number)
         folder = versions.new_version_folder(self.path, name)
         try:
             manifest, checksum = write_version(
                 folder,
-                self.version + 1,
+                number,
                 self.vectors,
                 self.nodes,
                 self.documents.values(),

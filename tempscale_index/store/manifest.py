@@ -1,7 +1,10 @@
 """The manifest of a committed version: how it was built, what it holds, and the size and SHA-256 of each file.
 
-The manifest vouches for every other file; its own SHA-256 is held outside it, in ``CURRENT`` (see
-``versions.py``), so an edited or half-written manifest is refused rather than trusted.
+The manifest vouches for every other file; its own SHA-256 is sealed beside it in ``manifest.sha256`` (the
+``sha256sum`` format) and also recorded in ``CURRENT`` (see ``versions.py``). Every load checks the seal, so a
+version verifies itself even when ``CURRENT`` is lost or rewritten by hand: an edited or half-written manifest is
+refused rather than trusted. A version without a seal (written before seals existed) is trusted only through a
+``CURRENT`` that records its checksum.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from tempscale_index.store.files import HashingWriter, sha256_file
 FORMAT = "tempscale-index/faiss"
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
+SEAL_FILE = "manifest.sha256"  # the manifest's SHA-256, inside the version it vouches for
 REQUIRED_FIELDS = frozenset({"version", "config", "index_factory", "counts", "next_id", "files"})
 _PACKAGES = (
     "tempscale-index",
@@ -61,14 +65,36 @@ def new_manifest(version: int, files: dict[str, dict[str, Any]], **fields: Any) 
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> str:
-    """Write (fsynced) and return the manifest's SHA-256, which the caller records in ``CURRENT``."""
+    """Write the manifest and its seal (both fsynced); returns the manifest's SHA-256, which the caller also
+    records in ``CURRENT``."""
     with HashingWriter(path) as writer:
         writer.write(json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
-        return str(writer.close()["sha256"])
+        checksum = str(writer.close()["sha256"])
+    with HashingWriter(path.with_name(SEAL_FILE)) as seal:
+        seal.write(f"{checksum}  {path.name}\n".encode())
+        seal.close()
+    return checksum
+
+
+def read_seal(path: Path) -> str | None:
+    """The SHA-256 sealed beside the manifest at ``path`` (None: no seal, an older version)."""
+    try:
+        text = path.with_name(SEAL_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptIndexError(f"{path.with_name(SEAL_FILE)} is unreadable: {exc}") from None
+    checksum, _, name = text.strip().partition("  ")
+    if name != path.name or len(checksum) != 64 or any(c not in "0123456789abcdef" for c in checksum):
+        raise CorruptIndexError(
+            f"{path.with_name(SEAL_FILE)} is corrupted (expected '<SHA-256>  {path.name}'); restore it or rebuild"
+        )
+    return checksum
 
 
 def read_manifest(path: Path, expected_sha256: str | None) -> dict[str, Any]:
-    """Parse and check a manifest; ``expected_sha256`` (from ``CURRENT``) must match its bytes when given.
+    """Parse and check a manifest: its bytes must match its seal and ``expected_sha256`` (from ``CURRENT``), and
+    at least one of the two must exist.
 
     ``FileNotFoundError`` propagates (a reader may retry on a newer version); anything else wrong raises
     ``CorruptIndexError`` naming the file.
@@ -79,10 +105,17 @@ def read_manifest(path: Path, expected_sha256: str | None) -> dict[str, Any]:
         raise
     except OSError as exc:
         raise CorruptIndexError(f"{path} is unreadable: {exc}") from None
-    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+    actual, sealed = hashlib.sha256(data).hexdigest(), read_seal(path)
+    for recorded, where in ((expected_sha256, "CURRENT"), (sealed, SEAL_FILE)):
+        if recorded is not None and actual != recorded:
+            raise CorruptIndexError(
+                f"{path} does not match the SHA-256 recorded in {where}: the manifest was edited or half-written; "
+                "restore it or rebuild the index"
+            )
+    if expected_sha256 is None and sealed is None:
         raise CorruptIndexError(
-            f"{path} does not match the SHA-256 recorded in CURRENT: the manifest was edited or half-written; "
-            "restore it or rebuild the index"
+            f"{path} cannot be verified: it has no {SEAL_FILE} beside it and CURRENT records no checksum for it "
+            "(an older index whose CURRENT was lost or rewritten); restore CURRENT from a backup or rebuild the index"
         )
     try:
         manifest = json.loads(data.decode("utf-8"))
@@ -155,7 +188,7 @@ def check_dimension(folder: Path, config: IndexConfig, index_dimension: int) -> 
 
 
 def verify_version(folder: Path) -> str:
-    """Check a version's manifest and every file's hash (no ``CURRENT`` to check the manifest against);
+    """Check a version's manifest against its seal and every file's hash (no ``CURRENT`` to check against);
     returns the manifest's SHA-256. Used to recover a version when ``CURRENT`` is gone."""
     manifest = read_manifest(folder / MANIFEST_FILE, None)
     check_files(folder, manifest, verify=True)

@@ -1,10 +1,13 @@
 """Committed versions of an index directory: the writer lock, the ``CURRENT`` pointer, ordering, publishing,
-garbage collection and recovery when ``CURRENT`` is lost.
+garbage collection, recovery when ``CURRENT`` is lost, and quarantine.
 
 ``CURRENT`` holds one line, ``v-000004 <SHA-256 of that version's manifest.json>``, replaced atomically. A
 version folder is written whole under ``versions/.tmp-*``, fsynced, renamed into place, and only then named by
 ``CURRENT``: that replace is the commit. Versions are ordered by their number, never by folder name (the
-zero-padded width overflows past 999,999 commits).
+zero-padded width overflows past 999,999 commits). Each version also seals its own manifest (``manifest.py``), so
+a one-word ``CURRENT`` of an older release, or a lost one, never lets an edited manifest through. A version folder
+is never deleted except by garbage collection of old versions: one a writer cannot use (newer than ``CURRENT``, or
+failing verification) is moved to ``quarantine/`` for inspection, and its number is never used again.
 """
 
 from __future__ import annotations
@@ -31,16 +34,17 @@ from tempscale_index.store.manifest import verify_version
 
 logger = logging.getLogger(__name__)
 
-CURRENT, VERSIONS, LOCK = "CURRENT", "versions", "writer.lock"
+CURRENT, VERSIONS, LOCK, QUARANTINE = "CURRENT", "versions", "writer.lock", "quarantine"
 KEEP_VERSIONS = 2  # the current version and the one before it, for readers still loading it
 _VERSION_NAME = re.compile(r"v-(\d+)")
+_QUARANTINED_NAME = re.compile(r"v-(\d+)(?:-[0-9a-f]+)?")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_WARNED_OLD_FORMAT: set[Path] = set()  # directories whose old-format CURRENT was reported (once per process)
 
 
 @dataclass(frozen=True)
 class Pointer:
-    """What ``CURRENT`` says: the committed version and its manifest's SHA-256 (None: an older format)."""
+    """What ``CURRENT`` says: the committed version and its manifest's SHA-256 (None: an older format, whose
+    version is then trusted only through its own seal)."""
 
     name: str
     manifest_sha256: str | None
@@ -97,15 +101,7 @@ def read_pointer(root: Path) -> Pointer:
     checksum = checksum.strip() or None
     if not _VERSION_NAME.fullmatch(name) or not (root / VERSIONS / name).is_dir():
         raise CorruptIndexError(f"{root / CURRENT} names version {name!r}, which is not in {root / VERSIONS}")
-    if checksum is None and root not in _WARNED_OLD_FORMAT:
-        _WARNED_OLD_FORMAT.add(root)
-        logger.warning(
-            "%s was written by an older tempscale-index: %s's manifest cannot be checked until the "
-            "next commit records its checksum",
-            root / CURRENT,
-            name,
-        )
-    elif checksum is not None and not _SHA256.fullmatch(checksum):
+    if checksum is not None and not _SHA256.fullmatch(checksum):
         raise CorruptIndexError(f"{root / CURRENT} is corrupted: {checksum!r} is not a SHA-256")
     return Pointer(name, checksum)
 
@@ -124,7 +120,7 @@ def recover_pointer(root: Path) -> Pointer:
             "%s is missing: recovered the newest complete, verified version %s%s",
             root / CURRENT,
             folder,
-            f" (skipped incomplete {'; '.join(skipped)})" if skipped else "",
+            f" (skipped unverifiable {'; '.join(skipped)})" if skipped else "",
         )
         return Pointer(folder.name, checksum, recovered=True)
     raise CorruptIndexError(
@@ -199,8 +195,9 @@ def publish(root: Path, folder: Path, name: str, manifest_sha256: str) -> Path:
 
 
 def remove_orphans(root: Path, current: int) -> None:
-    """Remove what a crashed writer left (the caller holds the lock): unfinished ``.tmp-*`` folders, and
-    versions newer than ``current`` (renamed into place, but ``CURRENT`` never replaced, or unverifiable)."""
+    """Clear what a crashed writer left (the caller holds the lock): unfinished ``.tmp-*`` folders are removed;
+    versions newer than ``current`` (renamed into place but never named by ``CURRENT``, or named once and failing
+    verification now) are quarantined, never deleted."""
     versions = root / VERSIONS
     if not versions.is_dir():
         return
@@ -208,7 +205,30 @@ def remove_orphans(root: Path, current: int) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
     for folder in committed_versions(root):
         if version_number(folder.name) > current:
-            shutil.rmtree(folder, ignore_errors=True)
+            quarantine(root, folder, f"it is newer than the version in use, {version_name(current)}")
+
+
+def quarantine(root: Path, folder: Path, reason: str) -> Path:
+    """Move a version folder to ``quarantine/`` (one log line) instead of deleting evidence."""
+    target_dir = root / QUARANTINE
+    target_dir.mkdir(exist_ok=True)
+    target = target_dir / folder.name
+    if target.exists():
+        target = target_dir / f"{folder.name}-{uuid.uuid4().hex[:8]}"
+    os.rename(folder, target)
+    fsync_path(target_dir)
+    fsync_path(folder.parent)
+    logger.warning("moved %s to %s (%s); its number is never reused", folder, target, reason)
+    return target
+
+
+def next_number(root: Path, current: int) -> int:
+    """The number of the next commit: above ``current`` and above every version ever placed or quarantined."""
+    names = [path.name for path in committed_versions(root)]
+    if (root / QUARANTINE).is_dir():
+        names += [path.name for path in (root / QUARANTINE).iterdir()]
+    used = [int(match.group(1)) for name in names if (match := _QUARANTINED_NAME.fullmatch(name))]
+    return max([current, *used]) + 1
 
 
 def collect_garbage(root: Path, keep: int = KEEP_VERSIONS) -> None:
