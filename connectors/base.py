@@ -21,6 +21,7 @@ from llama_index.core.vector_stores.types import BasePydanticVectorStore
 from tempscale_index.chunking import model_token_splitter, stable_chunk_id
 from tempscale_index.embedding import METADATA_KEYS, TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
+from tempscale_index.store.vector_checks import check_vectors
 
 # Name under which the serialised IndexConfig is stored (collection metadata, property or side-table row).
 CONFIG_KEY = "tempscale_index_config"
@@ -137,6 +138,8 @@ class VectorStoreConnector(ABC):
                     f"node {node.node_id} has a vector but no {', '.join(absent)} metadata: embed it with "
                     "TempScaleEmbedding (as a transformation) or leave node.embedding unset"
                 )
+        vectors = [node.get_embedding() for node in nodes]
+        check_vectors(vectors, self.embedding.normalize, self.describe(), [node.node_id for node in nodes])
         return self._upsert(nodes)
 
     def add_documents(

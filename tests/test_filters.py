@@ -61,6 +61,7 @@ def small_store(tmp_path):
     with FaissStore.create(tmp_path / "index", fake_config(DIM)) as store:
         for doc_id, metadata in DOCUMENTS.items():
             block = rng.standard_normal((4, DIM)).astype(np.float32)
+            block /= np.linalg.norm(block, axis=1, keepdims=True)  # the store refuses unnormalised vectors
             ids = store.add(doc_id, doc_id, [TextNode(text=f"{doc_id} {i}") for i in range(4)], block, metadata)
             vectors.update(zip(ids, block))
         store.commit()

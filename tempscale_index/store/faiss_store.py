@@ -30,6 +30,7 @@ from tempscale_index.store.hashing import content_hash
 from tempscale_index.store.manifest import MANIFEST_FILE, read_manifest
 from tempscale_index.store.node_table import NodeTable
 from tempscale_index.store.records import DocumentRecord
+from tempscale_index.store.vector_checks import check_vectors
 from tempscale_index.store.vector_index import DEFAULT_INDEX_FACTORY, DEFAULT_TRAIN_SIZE, VectorIndex
 from tempscale_index.store.version_files import read_version, write_version
 
@@ -283,6 +284,7 @@ class FaissStore:
             raise ValueError(
                 f"expected {len(nodes)} vectors of dimension {self.config.dimension}, got shape {vectors.shape}"
             )
+        check_vectors(vectors, self.config.normalize, f"the index at {self.path}", [node.node_id for node in nodes])
         if doc_id in self.documents:
             self.delete(doc_id)
         ids = np.arange(self._next_id, self._next_id + len(nodes), dtype=np.int64)

@@ -17,6 +17,7 @@ from tempscale_index.index_config import IndexConfig, IndexConfigMismatchError
 from tempscale_index.schedules import Schedule
 from tempscale_index.store.errors import StoreError
 from tempscale_index.store.faiss_store import FaissStore, content_hash
+from tempscale_index.store.vector_checks import check_vectors
 
 _DOCUMENT_VALUE_TYPES = (str, int, float)
 _TAU_TOLERANCE = 1e-5
@@ -24,7 +25,8 @@ _TAU_TOLERANCE = 1e-5
 
 def checked_vectors(config: IndexConfig, nodes: Sequence[BaseNode], where: str) -> np.ndarray:
     """The nodes' embeddings as one matrix, refused when they cannot come from the index's embedding: another
-    dimension, another model (``tempscale_model``), or a τ the index's document schedule would not give."""
+    dimension, another model (``tempscale_model``), a τ the index's document schedule would not give, or values
+    that would break search (``vector_checks``)."""
     from tempscale_index.embedding import MODEL_KEY, TAU_KEY, TOKENS_KEY
 
     vectors = np.asarray([node.get_embedding() for node in nodes], dtype=np.float32)
@@ -32,6 +34,7 @@ def checked_vectors(config: IndexConfig, nodes: Sequence[BaseNode], where: str) 
         raise ValueError(
             f"nodes have {vectors.shape[1]}-dimensional embeddings; {where} holds {config.dimension}-dimensional ones"
         )
+    check_vectors(vectors, config.normalize, where, [node.node_id for node in nodes])
     schedule = Schedule.from_dict(config.document_temperature)
     for node in nodes:
         model = node.metadata.get(MODEL_KEY)
