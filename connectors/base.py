@@ -75,13 +75,15 @@ class VectorStoreConnector(ABC):
     def describe(self) -> str:
         return f"{self.store_name} collection {self.collection_name!r} at {self.location}"
 
-    def attach(self, embedding: TempScaleEmbedding | None = None) -> TempScaleEmbedding:
+    def attach(
+        self, embedding: TempScaleEmbedding | None = None, *, trust_callable_schedules: bool = False
+    ) -> TempScaleEmbedding:
         """Bind to the collection and return the embedding its queries must use.
 
         A missing collection is created with ``embedding``'s config (for an 'auto' document τ, by the first
         nodes added, once they have decided it); an existing one lends its recorded schedule to an 'auto'
         ``embedding``, refuses one built differently (``IndexConfigMismatchError``), and with no ``embedding``
-        builds the recorded one.
+        builds the recorded one. A recorded callable schedule (it runs code) needs ``trust_callable_schedules``.
         """
         stored = self.load_config()
         if stored is None:
@@ -94,9 +96,11 @@ class VectorStoreConnector(ABC):
                 self._vector_store = self._create_collection(IndexConfig.from_embedding(embedding))
         else:
             if embedding is None:
-                embedding = TempScaleEmbedding.from_index_config(stored)
-            else:
-                embedding.adopt_document_schedule(stored.document_temperature)  # a collection never re-decides
+                embedding = TempScaleEmbedding.from_index_config(
+                    stored, trust_callable_schedules=trust_callable_schedules
+                )
+            else:  # a collection never re-decides
+                embedding.adopt_document_schedule(stored.document_temperature, trust_callable_schedules)
                 stored.ensure_matches(IndexConfig.from_embedding(embedding), where=self.describe())
             self._vector_store = self._open_collection(stored)
         self._embedding = embedding

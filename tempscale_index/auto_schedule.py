@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from llama_index.core.schema import BaseNode, MetadataMode
 
 from tempscale_index.index_config import PENDING_AUTO
-from tempscale_index.schedules import ScheduleLike, as_schedule
+from tempscale_index.schedules import ScheduleLike, as_schedule, refuse_untrusted
 
 if TYPE_CHECKING:
     from tempscale_index.selection import Selection
@@ -67,13 +67,15 @@ class AutoDocumentSchedule:
                 self._selection, self._auto_resolved = selection, True
                 self.document_temperature = selection.schedule
 
-    def adopt_document_schedule(self, schedule: ScheduleLike) -> None:
+    def adopt_document_schedule(self, schedule: ScheduleLike, trust_callable_schedules: bool = False) -> None:
         """Take an existing index's recorded schedule instead of deciding again (a pending 'auto' only; a store
-        whose own schedule is still pending, ``PENDING_AUTO``, leaves it pending)."""
+        whose own schedule is still pending, ``PENDING_AUTO``, leaves it pending). The schedule was read from
+        disk: a callable one (it runs code) needs ``trust_callable_schedules``."""
         if schedule == PENDING_AUTO:
             return
         with _RESOLVE_LOCK:
             if self.document_temperature == AUTO:
+                refuse_untrusted(schedule, "the index's document_temperature", trust_callable_schedules)
                 self.document_temperature = as_schedule(schedule, "document_temperature")
                 self._auto_resolved = True
 

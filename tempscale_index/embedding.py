@@ -35,13 +35,14 @@ from tempscale_index.auto_schedule import AUTO, AutoDocumentSchedule, texts_and_
 from tempscale_index.engine import apply_tempscale, temperature
 from tempscale_index.engine.onnx_backend import OnnxBackendError, OnnxEncoder
 from tempscale_index.engine.precision import Precision
-from tempscale_index.index_config import IndexConfig
+from tempscale_index.index_config import SCHEDULE_FIELDS, IndexConfig
 from tempscale_index.models import DEFAULT_MODEL, load_sentence_transformer, weights_fingerprint
 from tempscale_index.schedules import (
     DEFAULT_QUERY_SCHEDULE,
     Schedule,
     ScheduleLike,
     as_schedule,
+    refuse_untrusted,
 )
 
 if TYPE_CHECKING:
@@ -159,9 +160,14 @@ class TempScaleEmbedding(AutoDocumentSchedule, BaseEmbedding):
         return "TempScaleEmbedding"
 
     @classmethod
-    def from_index_config(cls, config: IndexConfig, **overrides: Any) -> TempScaleEmbedding:
+    def from_index_config(
+        cls, config: IndexConfig, *, trust_callable_schedules: bool = False, **overrides: Any
+    ) -> TempScaleEmbedding:
         """The embedding an index was built with. ``overrides`` set what the config does not record (device,
-        batch size, progress bar, backend); one that changes the config raises ``IndexConfigMismatchError``."""
+        batch size, progress bar, backend); one that changes the config raises ``IndexConfigMismatchError``. A
+        config is read from disk: a callable schedule in it (it runs code) needs ``trust_callable_schedules``."""
+        for field in SCHEDULE_FIELDS:
+            refuse_untrusted(getattr(config, field), f"the index's {field}", trust_callable_schedules)
         recorded = config.model_dump(exclude={"weights_sha256", "dimension", "document_temperature_selection"})
         embedding = cls(**{**recorded, **overrides})
         config.ensure_matches(IndexConfig.from_embedding(embedding))

@@ -9,6 +9,9 @@ it can live in node metadata, index manifests and config files.
 is still accepted, because sweeps and ablations need the other side of τ = 1 to show where the optimum lies and a
 calibrated schedule may rise above 1 for short texts, but the first τ > 1 of a process logs one warning so that a
 typo (``8`` for ``0.8``) does not pass silently.
+
+A callable schedule names code to import (``"pkg.module:function"``). Code the caller writes may use it freely;
+one read from disk (``stored_schedule``) is refused unless the caller opts in with ``trust_callable_schedules``.
 """
 
 from __future__ import annotations
@@ -217,6 +220,28 @@ class CallableSchedule(Schedule):
                 "pass its import path instead, e.g. CallableSchedule('my_pkg.taus:for_length')"
             )
         return {"type": self.kind, "function": self._path}
+
+
+class UntrustedScheduleError(ValueError):
+    """A schedule read from disk would import and run code, and the caller did not opt in."""
+
+
+def stored_schedule(data: Any, where: str, trust_callable: bool = False) -> Schedule:
+    """A schedule read from disk (an index manifest, a collection's config). A callable one imports and runs
+    ``pkg.module:function`` from whoever wrote the file, so it is refused unless the caller opts in, as
+    ``trust_remote_code`` does for model code."""
+    refuse_untrusted(data, where, trust_callable)
+    return Schedule.from_dict(data)
+
+
+def refuse_untrusted(data: Any, where: str, trust_callable: bool) -> None:
+    """Raise ``UntrustedScheduleError`` for a callable schedule's dict unless ``trust_callable``."""
+    if not trust_callable and isinstance(data, dict) and data.get("type") == CallableSchedule.kind:
+        raise UntrustedScheduleError(
+            f"{where} asks to import and run {data.get('function')!r} as its τ schedule; refused, because an index "
+            "from someone else must not run code. If you trust its author, pass trust_callable_schedules=True "
+            "(command line: --trust-code)"
+        )
 
 
 ScheduleLike = float | int | Schedule | dict | Callable[[int], float]

@@ -27,7 +27,8 @@ class ChunkEmbedWorker:
     """
 
     def __init__(self, config_json: str, chunk_size: int | None, chunk_overlap: int) -> None:
-        self.embedding = TempScaleEmbedding.from_index_config(IndexConfig.model_validate_json(config_json))
+        config = IndexConfig.model_validate_json(config_json)  # the driver's: its caller's embedding, never a file's
+        self.embedding = TempScaleEmbedding.from_index_config(config, trust_callable_schedules=True)
         self.splitter = model_token_splitter(self.embedding, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -27,6 +27,14 @@ DocTemperatureOption = Annotated[
         help="Document τ: 'auto' (the default: chosen from the first documents), a number, or schedule JSON.",
     ),
 ]
+TrustCodeOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-code",
+        help="Let the index's callable τ schedule ('pkg.module:function') be imported and run: only for indexes "
+        "you trust (refused otherwise).",
+    ),
+]
 CONFIG_KEYS = {
     "model",
     "model_name",
@@ -145,13 +153,15 @@ def check_settings(index: Path, settings: dict[str, Any]) -> IndexConfig | None:
     return stored
 
 
-def embedding_for(index: Path, settings: dict[str, Any]) -> TempScaleEmbedding:
+def embedding_for(index: Path, settings: dict[str, Any], trust_code: bool = False) -> TempScaleEmbedding:
     """An existing index's own embedding (settings that differ from it are refused), or a new one from the
     settings."""
     from tempscale_index.embedding import TempScaleEmbedding
 
     stored = check_settings(index, settings)
-    return TempScaleEmbedding(**settings) if stored is None else TempScaleEmbedding.from_index_config(stored)
+    if stored is None:
+        return TempScaleEmbedding(**settings)
+    return TempScaleEmbedding.from_index_config(stored, trust_callable_schedules=trust_code)
 
 
 # the command-line options that set each recorded field, across commands (ingest/batch/query and eval)

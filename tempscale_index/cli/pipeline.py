@@ -17,6 +17,7 @@ from tempscale_index.cli import app
 from tempscale_index.cli.common import (
     DocTemperatureOption,
     PrecisionChoice,
+    TrustCodeOption,
     check_settings,
     embedding_for,
     error_message,
@@ -76,6 +77,7 @@ def ingest_command(
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    trust_code: TrustCodeOption = False,
 ) -> None:
     """Chunk, embed (document τ per chunk) and index documents; re-ingesting skips unchanged ones."""
     from tempscale_index.pipeline import IngestReport, documents_from_paths, ingest, iter_installed_docs
@@ -95,7 +97,7 @@ def ingest_command(
     try:
         from_paths, total = documents_from_paths(paths, extensions=extensions, report=report) if paths else ([], 0)
         documents = itertools.chain(from_paths, iter_installed_docs() if installed_docs else [])
-        embedding = embedding_for(index, embedding_settings)
+        embedding = embedding_for(index, embedding_settings, trust_code)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="skipped unreadable file")  # reported below, one line each
             ingest(
@@ -148,6 +150,7 @@ def query_command(
             help="calibrate's config file (JSON/YAML): the index must have been built with its model and schedules.",
         ),
     ] = None,
+    trust_code: TrustCodeOption = False,
 ) -> None:
     """Search the index with the query τ; prints score, τ, source and a snippet for each chunk."""
     from tempscale_index.serving.searcher import IndexSearcher, allowed_node_ids
@@ -157,7 +160,9 @@ def query_command(
     settings = settings_for_embedding(load_config_file(config), None, None) if config is not None else {}
     try:
         check_settings(index, settings)
-        searcher = IndexSearcher.open(index, backend=backend.value if backend else None)
+        searcher = IndexSearcher.open(
+            index, backend=backend.value if backend else None, trust_callable_schedules=trust_code
+        )
         filters = None
         if file_name:  # LlamaIndex is imported only when filtering
             from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters

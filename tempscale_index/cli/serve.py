@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from tempscale_index.cli import app
-from tempscale_index.cli.common import error_message, fail
+from tempscale_index.cli.common import TrustCodeOption, error_message, fail
+from tempscale_index.serving import DEFAULT_MAX_QUEUE
 
 
 @app.command("serve")
@@ -23,25 +24,29 @@ def serve_command(
     max_wait_ms: Annotated[
         float, typer.Option("--max-wait-ms", help="How long a query waits for others to batch with.")
     ] = 2.0,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", help="Most queries waiting; more are answered 503 with Retry-After.")
+    ] = DEFAULT_MAX_QUEUE,
     backend: Annotated[
         str | None,
         typer.Option(help="Query forward pass on 'onnx' or 'torch' (default: the torch-free ONNX path when recorded)."),
     ] = None,
+    trust_code: TrustCodeOption = False,
 ) -> None:
     """Answer POST /query {"text", "k", "filters"} with the JSON of `query --json`; picks up new index versions."""
     if importlib.util.find_spec("starlette") is None or importlib.util.find_spec("uvicorn") is None:
         fail("serve needs the [serve] extra: pip install 'tempscale-index[serve]'", 2)
     if backend not in (None, "torch", "onnx"):
         fail(f"--backend must be 'torch' or 'onnx', got {backend!r}", 2)
-    if max_batch < 1 or max_wait_ms < 0:
-        fail("--max-batch must be at least 1 and --max-wait-ms at least 0", 2)
+    if max_batch < 1 or max_wait_ms < 0 or max_queue < 1:
+        fail("--max-batch and --max-queue must be at least 1 and --max-wait-ms at least 0", 2)
     import uvicorn
 
     from tempscale_index.serving.searcher import IndexSearcher
     from tempscale_index.serving.server import create_app
 
     try:
-        searcher = IndexSearcher.open(index, backend=backend)
+        searcher = IndexSearcher.open(index, backend=backend, trust_callable_schedules=trust_code)
     except Exception as exc:
         fail(error_message(exc))
     typer.echo(
@@ -49,4 +54,5 @@ def serve_command(
         f"http://{host}:{port}/query",
         err=True,
     )
-    uvicorn.run(create_app(searcher, max_batch, max_wait_ms), host=host, port=port, log_level="warning")
+    app = create_app(searcher, max_batch, max_wait_ms, max_queue)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -26,18 +26,21 @@ from tempscale_index.store import FaissStore
 from tempscale_index.store.filters import allowed_node_ids, compile_filters
 
 
-def query_embedding_for(config: IndexConfig, backend: Backend | None) -> TempScaleEmbedding:
+def query_embedding_for(
+    config: IndexConfig, backend: Backend | None, trust_callable_schedules: bool = False
+) -> TempScaleEmbedding:
     """The index's own embedding for queries: on ``backend``, else ONNX Runtime when installed (faster for short
     queries), falling back to PyTorch with a warning when the model cannot be exported."""
+    trust = {"trust_callable_schedules": trust_callable_schedules}
     if backend is not None:
-        return TempScaleEmbedding.from_index_config(config, backend=backend)
+        return TempScaleEmbedding.from_index_config(config, backend=backend, **trust)
     if importlib.util.find_spec("onnxruntime") is None:
-        return TempScaleEmbedding.from_index_config(config)
+        return TempScaleEmbedding.from_index_config(config, **trust)
     try:
-        return TempScaleEmbedding.from_index_config(config, backend="onnx")
+        return TempScaleEmbedding.from_index_config(config, backend="onnx", **trust)
     except (OnnxBackendError, TempScaleNotAppliedError) as exc:
         warnings.warn(f"queries run on PyTorch: {exc}", RuntimeWarning, stacklevel=3)
-        return TempScaleEmbedding.from_index_config(config)
+        return TempScaleEmbedding.from_index_config(config, **trust)
 
 
 class TempScaleRetriever(BaseRetriever):
@@ -47,7 +50,8 @@ class TempScaleRetriever(BaseRetriever):
     installed (a query's forward pass runs 1.7–2.7× faster there), falling back to PyTorch with a warning.
     Each ``NodeWithScore`` carries the chunk's document τ (``tempscale_tau``), token count and document id
     (``node.ref_doc_id``). With ``auto_refresh`` the retriever switches to a newer committed version of the
-    index before each query (a reader never sees an uncommitted one).
+    index before each query (a reader never sees an uncommitted one). A callable schedule recorded in the index
+    runs code: refused unless ``trust_callable_schedules``.
     """
 
     def __init__(
@@ -61,13 +65,14 @@ class TempScaleRetriever(BaseRetriever):
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
         backend: Backend | None = None,
+        trust_callable_schedules: bool = False,
     ) -> None:
         if similarity_top_k <= 0:
             raise ValueError(f"similarity_top_k must be positive, got {similarity_top_k}")
         if embedding is None:
-            embedding = query_embedding_for(store.config, backend)
-        else:
-            embedding.adopt_document_schedule(store.config.document_temperature)  # an index never re-decides
+            embedding = query_embedding_for(store.config, backend, trust_callable_schedules)
+        else:  # an index never re-decides
+            embedding.adopt_document_schedule(store.config.document_temperature, trust_callable_schedules)
             store.config.ensure_matches(IndexConfig.from_embedding(embedding), where=f"the index at {store.path}")
         if filters is not None:
             compile_filters(filters)  # an unsupported filter fails here, not at the first query
@@ -91,7 +96,8 @@ class TempScaleRetriever(BaseRetriever):
         """Open the index at ``path`` read-only (checked against ``embedding`` when given)."""
         if embedding is not None and FaissStore.exists(path):  # an 'auto' embedding adopts the index's schedule
             embedding.adopt_document_schedule(
-                IndexConfig.from_manifest(FaissStore.read_manifest(path)).document_temperature
+                IndexConfig.from_manifest(FaissStore.read_manifest(path)).document_temperature,
+                kwargs.get("trust_callable_schedules", False),
             )
         config = IndexConfig.from_embedding(embedding) if embedding is not None else None
         return cls(FaissStore.open(path, config, verify=verify), embedding, **kwargs)

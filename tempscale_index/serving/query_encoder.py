@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tempscale_index.engine.cache import cache_root
-from tempscale_index.schedules import Schedule
+from tempscale_index.schedules import stored_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -154,19 +154,22 @@ class QueryVectors:
 class OnnxQueryEncoder:
     """Embeds queries as ``TempScaleEmbedding.encode(texts, "query")`` does, from a recorded query path.
 
-    ``config``: the index's ``IndexConfig`` (model, weights, precision, max_length, instruction, query schedule).
+    ``config``: the index's ``IndexConfig`` (model, weights, precision, max_length, instruction, query schedule);
+    a callable query schedule in it runs code, so it needs ``trust_callable_schedules``.
     Thread-safe: ONNX Runtime sessions accept concurrent ``run`` calls.
     """
 
-    def __init__(self, config: Any, threads: int | None = None) -> None:
+    def __init__(self, config: Any, threads: int | None = None, trust_callable_schedules: bool = False) -> None:
         try:
             import onnxruntime
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise QueryPathUnavailable(f"{exc.name} is not installed") from None
+        self.schedule = stored_schedule(
+            dict(config.query_temperature), "the index's query_temperature", trust_callable_schedules
+        )
         record = _load_record(config)
         self.config = config
-        self.schedule = Schedule.from_dict(dict(config.query_temperature))
         self.instruction = config.query_instruction
         self.normalize = bool(config.normalize or record["model_normalizes"])
         self._pooling = record["pooling"]

@@ -43,20 +43,23 @@ class EmbeddingQueryEncoder:
         return QueryVectors(encoded.embeddings, encoded.taus, encoded.token_counts)
 
 
-def query_encoder_for(config: Any, backend: Backend | None = None) -> QueryEncoder:
+def query_encoder_for(
+    config: Any, backend: Backend | None = None, trust_callable_schedules: bool = False
+) -> QueryEncoder:
     """The lightest encoder that embeds queries exactly as the index's embedding does.
 
     ``backend='torch'`` forces PyTorch; otherwise a recorded ONNX query path is used when there is one, and the
-    first PyTorch-loaded fallback on ONNX records it.
+    first PyTorch-loaded fallback on ONNX records it. A callable schedule in ``config`` runs code: refused unless
+    ``trust_callable_schedules``.
     """
     if backend != "torch":
         try:
-            return OnnxQueryEncoder(config)
+            return OnnxQueryEncoder(config, trust_callable_schedules=trust_callable_schedules)
         except QueryPathUnavailable as exc:
             logger.info("queries load PyTorch: %s", exc)
     from tempscale_index.pipeline.retriever import query_embedding_for
 
-    embedding = query_embedding_for(config, backend)
+    embedding = query_embedding_for(config, backend, trust_callable_schedules)
     if embedding.onnx_graph is not None:
         try:
             record_query_path(embedding)
@@ -102,18 +105,25 @@ class IndexSearcher:
         self.encoder = encoder
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], backend: Backend | None = None, verify: bool = True) -> IndexSearcher:
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        backend: Backend | None = None,
+        verify: bool = True,
+        trust_callable_schedules: bool = False,
+    ) -> IndexSearcher:
         if backend == "onnx" and importlib.util.find_spec("onnxruntime") is None:
             raise ValueError("--backend onnx needs onnxruntime: pip install 'tempscale-index[onnx]'")
         store = FaissStore.open(path, verify=verify)
         try:
-            return cls(store, query_encoder_for(store.config, backend))
+            return cls(store, query_encoder_for(store.config, backend, trust_callable_schedules))
         except BaseException:
             store.close()
             raise
 
     def refresh(self) -> bool:
-        """Switch to a newer committed version of the index (same model: the encoder stays valid)."""
+        """Switch to a newer committed version of the index (same model: the encoder stays valid); one that
+        failed to load is tried again only once ``CURRENT`` changes (``FaissStore.refresh``)."""
         return self.store.refresh()
 
     def query(self, text: str, k: int, allowed: list[int] | None = None) -> dict[str, Any]:

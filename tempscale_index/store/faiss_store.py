@@ -65,6 +65,7 @@ class FaissStore:
         self._lock: FileLock | None = None
         self._created_root: bool | None = None  # set while this writer creates the index and has not committed
         self._dirty = False
+        self._failed_pointer: str | None = None  # CURRENT's text when the version it named failed to load
 
     # -- opening ---------------------------------------------------------------------------------------
 
@@ -180,13 +181,20 @@ class FaissStore:
         self._next_id = int(self.manifest["next_id"])
 
     def refresh(self, verify: bool = True) -> bool:
-        """Read-only stores: switch to the newest committed version if there is one. Returns whether it did."""
+        """Read-only stores: switch to the newest committed version if there is one. Returns whether it did. A
+        version that fails to load raises once; it is not verified again (a full check per query or batch would
+        halve a server's throughput) until ``CURRENT`` changes."""
         if self._lock is not None:
             raise StoreError("a writer sees its own changes; refresh() is for readers")
-        if versions.latest_name(self.path) == self.version_name:  # cheap: refresh runs before every query
-            return False
+        pointer = versions.pointer_text(self.path)
+        if pointer == self._failed_pointer or versions.latest_name(self.path) == self.version_name:
+            return False  # cheap: refresh runs before every query
         tuning = (self.vectors.nprobe, self.vectors.ef_search)
-        self._load_current(verify)
+        try:
+            self._load_current(verify)
+        except Exception:
+            self._failed_pointer = pointer
+            raise
         self.vectors.tune(*tuning)
         return True
 

@@ -14,7 +14,7 @@ import numpy as np
 from llama_index.core.schema import BaseNode
 
 from tempscale_index.index_config import IndexConfig, IndexConfigMismatchError
-from tempscale_index.schedules import Schedule
+from tempscale_index.schedules import stored_schedule
 from tempscale_index.store.errors import StoreError
 from tempscale_index.store.faiss_store import FaissStore, content_hash
 from tempscale_index.store.vector_checks import check_vectors
@@ -23,7 +23,9 @@ _DOCUMENT_VALUE_TYPES = (str, int, float)
 _TAU_TOLERANCE = 1e-5
 
 
-def checked_vectors(config: IndexConfig, nodes: Sequence[BaseNode], where: str) -> np.ndarray:
+def checked_vectors(
+    config: IndexConfig, nodes: Sequence[BaseNode], where: str, trust_callable_schedules: bool = False
+) -> np.ndarray:
     """The nodes' embeddings as one matrix, refused when they cannot come from the index's embedding: another
     dimension, another model (``tempscale_model``), a τ the index's document schedule would not give, or values
     that would break search (``vector_checks``)."""
@@ -35,7 +37,7 @@ def checked_vectors(config: IndexConfig, nodes: Sequence[BaseNode], where: str) 
             f"nodes have {vectors.shape[1]}-dimensional embeddings; {where} holds {config.dimension}-dimensional ones"
         )
     check_vectors(vectors, config.normalize, where, [node.node_id for node in nodes])
-    schedule = Schedule.from_dict(config.document_temperature)
+    schedule = stored_schedule(config.document_temperature, f"{where}'s document_temperature", trust_callable_schedules)
     for node in nodes:
         model = node.metadata.get(MODEL_KEY)
         if model is not None and model != config.model_name:

@@ -68,27 +68,30 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
     _embed_model: Any = PrivateAttr(default=None)
     _node_index: dict[str, tuple[int, str]] | None = PrivateAttr(default=None)
     _mutex: Any = PrivateAttr(default_factory=threading.RLock)
+    _trust: bool = PrivateAttr(default=False)  # trust_callable_schedules: a recorded callable schedule runs code
 
     def __init__(
         self,
         persist_dir: str | os.PathLike[str] | FaissStore,
         embed_model: TempScaleEmbedding | None = None,
         index_type: str | None = None,
+        trust_callable_schedules: bool = False,
         **kwargs: Any,
     ) -> None:
+        trust = trust_callable_schedules
         if isinstance(persist_dir, FaissStore):
             store = persist_dir
         elif FaissStore.exists(persist_dir):
-            _adopt_recorded(embed_model, IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir)))
+            _adopt_recorded(embed_model, IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir)), trust)
             store = FaissStore.open(persist_dir, _config_of(embed_model), index_factory=index_type)
         else:
             store, embed_model = _new_store(persist_dir, embed_model, index_type, kwargs.get("lock_timeout", 10.0))
         super().__init__(persist_dir=str(store.path), **kwargs)
         if embed_model is not None:
-            _adopt_recorded(embed_model, store.config)
+            _adopt_recorded(embed_model, store.config, trust)
             store.config.ensure_matches(_config_of(embed_model), where=f"the index at {store.path}")
         self._store = store
-        self._embed_model = embed_model
+        self._embed_model, self._trust = embed_model, trust
 
     @classmethod
     def from_persist_dir(
@@ -105,7 +108,8 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         ``nprobe`` (IVF) and ``ef_search`` (HNSW) trade speed for recall as in ``tempscale-index query``."""
         _local_only(fs)
         if FaissStore.exists(persist_dir):
-            _adopt_recorded(embed_model, IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir)))
+            recorded = IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir))
+            _adopt_recorded(embed_model, recorded, kwargs.get("trust_callable_schedules", False))
         store = FaissStore.open(persist_dir, _config_of(embed_model), nprobe=nprobe, ef_search=ef_search)
         return cls(store, embed_model, **kwargs)
 
@@ -144,7 +148,8 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
             if self._embed_model is None:
                 from tempscale_index.embedding import TempScaleEmbedding
 
-                self._embed_model = TempScaleEmbedding.from_index_config(self._store.config)
+                config = self._store.config
+                self._embed_model = TempScaleEmbedding.from_index_config(config, trust_callable_schedules=self._trust)
             return self._embed_model
 
     # -- writing ---------------------------------------------------------------------------------------
@@ -157,7 +162,7 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
             return []
         with self._mutex:
             self._decide_pending_auto(nodes)
-            vectors = checked_vectors(self._store.config, nodes, where=f"the index at {self._store.path}")
+            vectors = checked_vectors(self._store.config, nodes, f"the index at {self._store.path}", self._trust)
             self._record_missing_taus(nodes)
             store = self._writer()
             by_document: dict[str, list[int]] = {}
@@ -377,10 +382,10 @@ def _config_of(embed_model: TempScaleEmbedding | None) -> IndexConfig | None:
     return IndexConfig.from_embedding(embed_model, pending_ok=True) if embed_model is not None else None
 
 
-def _adopt_recorded(embed_model: TempScaleEmbedding | None, config: IndexConfig) -> None:
+def _adopt_recorded(embed_model: TempScaleEmbedding | None, config: IndexConfig, trust: bool) -> None:
     """An existing index never re-decides 'auto': a pending embedding takes the index's recorded schedule."""
     if embed_model is not None:
-        embed_model.adopt_document_schedule(config.document_temperature)
+        embed_model.adopt_document_schedule(config.document_temperature, trust)
 
 
 def _local_only(fs: fsspec.AbstractFileSystem | None) -> None:

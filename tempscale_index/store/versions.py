@@ -89,6 +89,14 @@ def latest_name(root: Path) -> str | None:
         return folders[-1].name if folders else None
 
 
+def pointer_text(root: Path) -> str | None:
+    """``CURRENT``'s content, else the newest folder's name: what changes when anything is committed."""
+    try:
+        return (root / CURRENT).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return latest_name(root)
+
+
 def read_pointer(root: Path) -> Pointer:
     """The committed version: ``CURRENT``'s, or (when it is missing) the newest one that verifies completely."""
     try:
