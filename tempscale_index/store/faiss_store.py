@@ -187,7 +187,8 @@ class FaissStore:
         if self._lock is not None:
             raise StoreError("a writer sees its own changes; refresh() is for readers")
         pointer = versions.pointer_text(self.path)
-        if pointer == self._failed_pointer or versions.latest_name(self.path) == self.version_name:
+        failed_before = pointer is not None and pointer == self._failed_pointer
+        if failed_before or versions.latest_name(self.path) == self.version_name:
             return False  # cheap: refresh runs before every query
         tuning = (self.vectors.nprobe, self.vectors.ef_search)
         try:
