@@ -44,7 +44,7 @@ def ensure_index(folder: Path, chunks: int, index_type: str, reuse: bool) -> Pat
     from tempscale_index.serving.query_encoder import record_query_path
     from tempscale_index.store import FaissStore
 
-    embedding = TempScaleEmbedding(backend="onnx")
+    embedding = TempScaleEmbedding(backend="onnx", document_temperature=1.0)  # random vectors: no corpus for auto
     if record_query_path(embedding) is None:
         raise SystemExit("the bundled model has no torch-free query path")
     if reuse and FaissStore.exists(folder):
