@@ -36,7 +36,6 @@ def checked_vectors(
         raise ValueError(
             f"nodes have {vectors.shape[1]}-dimensional embeddings; {where} holds {config.dimension}-dimensional ones"
         )
-    check_vectors(vectors, config.normalize, where, [node.node_id for node in nodes])
     schedule = stored_schedule(config.document_temperature, f"{where}'s document_temperature", trust_callable_schedules)
     for node in nodes:
         model = node.metadata.get(MODEL_KEY)
@@ -51,6 +50,7 @@ def checked_vectors(
                     f"index's document_temperature {config.document_temperature!r} gives τ={expected:.6g}. "
                     "Embed with the store's embed_model."
                 )
+    check_vectors(vectors, config.normalize, where, [node.node_id for node in nodes])
     return vectors
 
 
