@@ -12,8 +12,12 @@ nested brackets, a 2 MiB body, broken JSON, k = 0: each must get its 4xx) and in
 restarts). Nothing may hang (every request has a 30 s timeout; hangs are counted), and the good requests' p50/p95
 are printed beside the fault-free run's.
 
+``--baseline DIR`` (a source tree of another revision, e.g. ``git archive main | tar -x -C DIR``) also runs that
+tree's ``serve`` (batching on) in turns with this one's, so that a change is judged by a ratio measured under the
+same load rather than by absolute numbers on a shared machine.
+
     python benchmarks/bench_serve.py [--index DIR] [--reuse] [--clients 8] [--requests 60] [--rounds 2]
-                                     [--bad-every 4] [--fault-every 20]
+                                     [--bad-every 4] [--fault-every 20] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -54,12 +58,12 @@ def free_port() -> int:
 
 
 def start_server(
-    index: Path, options: list[str], env: dict[str, str] | None = None
+    index: Path, options: list[str], env: dict[str, str] | None = None, tree: Path = REPO
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     server = subprocess.Popen(
         [*CLI, "serve", str(index), "--port", str(port), *options],
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        env={**os.environ, "PYTHONPATH": str(tree), **(env or {})},
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
@@ -147,11 +151,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--bad-every", type=int, default=4, help="Every Nth request of the faults run is bad.")
     parser.add_argument("--fault-every", type=int, default=20, help="A worker fault in every Nth batch.")
+    parser.add_argument("--baseline", type=Path, help="Another source tree to serve in turns (batching on).")
     args = parser.parse_args()
     index = ensure_index(args.index, args.chunks, "HNSW32", args.reuse)
     results: dict[str, list[tuple[float, list[float]]]] = {mode: [] for mode in MODES}
     load_before = os.getloadavg()
+    trees = {"this tree": REPO, "baseline": args.baseline} if args.baseline else {}
+    compared: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in trees}
     for _ in range(args.rounds):
+        for name, tree in trees.items():
+            server, url = start_server(index, MODES["batching on"], tree=tree)
+            try:
+                load(url, args.clients, 5)
+                compared[name].append(load(url, args.clients, args.requests))
+            finally:
+                server.terminate()
+                server.wait(30)
         for mode, options in MODES.items():
             server, url = start_server(index, options)
             try:
@@ -183,6 +198,13 @@ def main() -> None:
             f"(rounds: {', '.join(f'{rate:.0f}' for rate, _ in runs)} q/s)"
         )
     print(f"batching on / off: {summary['batching on'] / summary['batching off']:.2f}x queries/s")
+    for name, runs in compared.items():
+        qps = statistics.median(rate for rate, _ in runs)
+        p50, p95 = percentiles([value for _, values in runs for value in values])
+        summary[name] = qps
+        print(f"{name:<13} {qps:7.1f} queries/s  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  ({trees[name]}, batching on)")
+    if compared:
+        print(f"this tree / baseline: {summary['this tree'] / summary['baseline']:.2f}x queries/s")
     clean = percentiles([value for _, values in results["batching on"] for value in values])
     rate, latencies, outcomes = faults
     with_faults = percentiles(latencies)
