@@ -40,7 +40,6 @@ QUERIES = [
 def ensure_index(folder: Path, chunks: int, index_type: str, reuse: bool) -> Path:
     """The benchmark index (built unless ``reuse`` finds one), with the model's query path recorded."""
     from tempscale_index.embedding import TempScaleEmbedding
-    from tempscale_index.index_config import IndexConfig
     from tempscale_index.serving.query_encoder import record_query_path
     from tempscale_index.store import FaissStore
 
@@ -58,7 +57,7 @@ def ensure_index(folder: Path, chunks: int, index_type: str, reuse: bool) -> Pat
     vectors = np.random.default_rng(0).standard_normal((chunks, embedding.dimension)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     started = time.perf_counter()
-    build(folder, IndexConfig.from_embedding(embedding), index_type, vectors)
+    build(folder, embedding.index_config(), index_type, vectors)
     print(f"built {folder}: {chunks} chunks, {index_type}, {time.perf_counter() - started:.0f} s")
     return folder
 

@@ -19,8 +19,9 @@ from llama_index.core.schema import BaseNode, Document
 from llama_index.core.vector_stores.types import BasePydanticVectorStore
 
 from tempscale_index.chunking import model_token_splitter, stable_chunk_id
-from tempscale_index.embedding import METADATA_KEYS, TempScaleEmbedding
+from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
+from tempscale_index.node_metadata import METADATA_KEYS
 
 # Name under which the serialised IndexConfig is stored (collection metadata, property or side-table row).
 CONFIG_KEY = "tempscale_index_config"
@@ -90,13 +91,13 @@ class VectorStoreConnector(ABC):
                     "TempScaleEmbedding to create it with"
                 )
             if not embedding.auto_pending:
-                self._vector_store = self._create_collection(IndexConfig.from_embedding(embedding))
+                self._vector_store = self._create_collection(embedding.index_config())
         else:
             if embedding is None:
                 embedding = TempScaleEmbedding.from_index_config(stored)
             else:
                 embedding.adopt_document_schedule(stored.document_temperature)  # a collection never re-decides
-                stored.ensure_matches(IndexConfig.from_embedding(embedding), where=self.describe())
+                stored.ensure_matches(embedding.index_config(), where=self.describe())
             self._vector_store = self._open_collection(stored)
         self._embedding = embedding
         return embedding

@@ -27,8 +27,7 @@ from llama_index.core import Document  # noqa: E402
 from tempscale_index.batch import ConnectorSink, FaissShardSink, run_batch_job  # noqa: E402
 from tempscale_index.batch.sinks import shard_dir_for  # noqa: E402
 from tempscale_index.chunking import chunk_text, model_token_splitter  # noqa: E402
-from tempscale_index.embedding import TAU_KEY  # noqa: E402
-from tempscale_index.index_config import IndexConfig  # noqa: E402
+from tempscale_index.node_metadata import TAU_KEY  # noqa: E402
 from tempscale_index.pipeline import ingest  # noqa: E402
 from tempscale_index.store import FaissStore  # noqa: E402
 
@@ -88,7 +87,7 @@ def test_rerun_commits_only_new_documents_and_counts_unreadable(local_ray, minil
     _write_jsonl(inputs / "first.jsonl", meetings[:2])
     (inputs / "notes.txt").write_text(meetings[2][1])
     (inputs / "broken.txt").write_bytes(b"\xff\xfe not utf-8")
-    sink = FaissShardSink(tmp_path / "index", IndexConfig.from_embedding(minilm))
+    sink = FaissShardSink(tmp_path / "index", minilm.index_config())
 
     first = run_batch_job([inputs], sink, chunk_size=CHUNK_SIZE, commit_every=4, show_progress=False)
     assert first.committed_documents == 3
@@ -123,7 +122,7 @@ def test_batch_job_and_pipeline_give_the_same_chunks_and_vectors(local_ray, mini
     metadata the job reads from the JSONL rows changes none of them)."""
     meetings = _meetings(qmsum_dir, 3, 2500)
     source = _write_jsonl(tmp_path / "meetings.jsonl", meetings)
-    sink = FaissShardSink(tmp_path / "batch", IndexConfig.from_embedding(minilm))
+    sink = FaissShardSink(tmp_path / "batch", minilm.index_config())
     run_batch_job([source], sink, chunk_size=CHUNK_SIZE, show_progress=False)
     ingest([Document(id_=doc_id, text=text) for doc_id, text in meetings], tmp_path / "pipeline", minilm,
            chunk_size=CHUNK_SIZE)  # fmt: skip
@@ -206,10 +205,10 @@ def test_killed_driver_rerun_loses_and_duplicates_nothing(local_ray, minilm, qms
     assert driver.poll() is None, "the driver finished before it could be killed"
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started: a crash, no cleanup
     driver.wait()
-    committed_before = len(FaissShardSink(index_dir, IndexConfig.from_embedding(minilm)).committed())
+    committed_before = len(FaissShardSink(index_dir, minilm.index_config()).committed())
     assert 0 < committed_before < len(meetings)
 
-    sink = FaissShardSink(index_dir, IndexConfig.from_embedding(minilm))
+    sink = FaissShardSink(index_dir, minilm.index_config())
     report = run_batch_job([source], sink, chunk_size=CHUNK_SIZE, show_progress=False)
     assert report.already_committed == committed_before
     assert report.committed_documents == len(meetings) - committed_before

@@ -18,7 +18,6 @@ from tempscale_index.chunking import chunk_nodes, chunk_text, embed_chunk_nodes,
 from tempscale_index.evaluation.chunk_tables import chunk_dataset, chunk_table
 from tempscale_index.evaluation.datasets import load_qmsum
 from tempscale_index.evaluation.retrieval import build_vector_index
-from tempscale_index.index_config import IndexConfig
 from tempscale_index.pipeline import ingest
 from tempscale_index.store import FaissStore
 
@@ -87,7 +86,7 @@ def test_pipeline_worker_and_evaluators_give_the_same_chunks_and_vectors(small_q
     ingest(documents, tmp_path / "index", minilm, **splitter_args)
     pipeline = stored_chunks(tmp_path / "index")
 
-    worker = ChunkEmbedWorker(IndexConfig.from_embedding(minilm).model_dump_json(), **splitter_args)
+    worker = ChunkEmbedWorker(minilm.index_config().model_dump_json(), **splitter_args)
     rows = worker({
         "doc_id": np.array([d.doc_id for d in documents], dtype=object),
         "text": np.array([d.text for d in documents], dtype=object),

@@ -36,8 +36,8 @@ def test_the_mismatch_error_survives_pickling() -> None:
 def test_from_index_config_builds_the_recorded_embedding_and_refuses_changes(minilm) -> None:
     from tempscale_index.embedding import TempScaleEmbedding
 
-    config = IndexConfig.from_embedding(minilm)
+    config = minilm.index_config()
     rebuilt = TempScaleEmbedding.from_index_config(config, embed_batch_size=8)
-    assert IndexConfig.from_embedding(rebuilt) == config and rebuilt.embed_batch_size == 8
+    assert rebuilt.index_config() == config and rebuilt.embed_batch_size == 8
     with pytest.raises(IndexConfigMismatchError, match="query_temperature"):
         TempScaleEmbedding.from_index_config(config, query_temperature=0.5)

@@ -9,9 +9,10 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 
 from tempscale_index.chunking import chunk_token_budget
-from tempscale_index.embedding import TAU_KEY, TOKENS_KEY, TempScaleEmbedding
+from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.engine.onnx_backend import OnnxBackendError
 from tempscale_index.index_config import IndexConfigMismatchError
+from tempscale_index.node_metadata import TAU_KEY, TOKENS_KEY
 from tempscale_index.pipeline import (
     EmptyCorpusError,
     FaissIngestor,
@@ -219,9 +220,8 @@ def test_ingestion_streams_in_bounded_batches(tmp_path, minilm, monkeypatch):
 
 
 def minilm_config(embedding):
-    from tempscale_index.index_config import IndexConfig
 
-    return IndexConfig.from_embedding(embedding)
+    return embedding.index_config()
 
 
 def test_files_folders_unreadable_and_empty_input(tmp_path, docs, minilm):

@@ -92,7 +92,6 @@ def batch_command(
     from tempscale_index.batch import ConnectorSink, FaissShardSink, run_batch_job
     from tempscale_index.batch.job import calibrate_on_driver
     from tempscale_index.embedding import TempScaleEmbedding
-    from tempscale_index.index_config import IndexConfig
 
     connector = None
     decide_on = {
@@ -108,7 +107,7 @@ def batch_command(
         if index is not None:
             embedding = embedding_for(index, embedding_settings)
             calibrate_on_driver(embedding, paths, **decide_on)
-            sink: Any = FaissShardSink(index, IndexConfig.from_embedding(embedding), index_factory=index_type)
+            sink: Any = FaissShardSink(index, embedding.index_config(), index_factory=index_type)
         else:
             connector = _connector(qdrant, milvus, lancedb, collection)
             stored = connector.load_config()

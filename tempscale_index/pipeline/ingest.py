@@ -93,7 +93,7 @@ class FaissIngestor:
         if not store.writable:
             raise ValueError("FaissIngestor needs a store opened with writable=True")
         embedding.adopt_document_schedule(store.config.document_temperature)  # an index never re-decides
-        store.config.ensure_matches(IndexConfig.from_embedding(embedding), where=f"the index at {store.path}")
+        store.config.ensure_matches(embedding.index_config(), where=f"the index at {store.path}")
         if batch_chunks <= 0:
             raise ValueError(f"batch_chunks must be positive, got {batch_chunks}")
         if commit_every is not None and commit_every <= 0:
@@ -267,7 +267,7 @@ def ingest(
         documents = calibrate_on_first_documents(embedding, documents, splitter)
         if embedding.auto_pending:  # not one chunk of text anywhere: nothing to decide from, nothing to index
             raise EmptyCorpusError(_no_text_message(source, report))
-    config = IndexConfig.from_embedding(embedding)
+    config = embedding.index_config()
     extra = {} if train_size is None else {"train_size": train_size}
     with FaissStore.open(
         index_dir,

@@ -68,7 +68,7 @@ class TempScaleRetriever(BaseRetriever):
             embedding = query_embedding_for(store.config, backend)
         else:
             embedding.adopt_document_schedule(store.config.document_temperature)  # an index never re-decides
-            store.config.ensure_matches(IndexConfig.from_embedding(embedding), where=f"the index at {store.path}")
+            store.config.ensure_matches(embedding.index_config(), where=f"the index at {store.path}")
         if filters is not None:
             compile_filters(filters)  # an unsupported filter fails here, not at the first query
         self.store = store
@@ -93,7 +93,7 @@ class TempScaleRetriever(BaseRetriever):
             embedding.adopt_document_schedule(
                 IndexConfig.from_manifest(FaissStore.read_manifest(path)).document_temperature
             )
-        config = IndexConfig.from_embedding(embedding) if embedding is not None else None
+        config = embedding.index_config() if embedding is not None else None
         return cls(FaissStore.open(path, config, verify=verify), embedding, **kwargs)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

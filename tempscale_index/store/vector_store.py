@@ -33,6 +33,7 @@ from llama_index.core.vector_stores.types import (
 )
 
 from tempscale_index.index_config import PENDING_AUTO, IndexConfig
+from tempscale_index.node_metadata import TAU_KEY
 from tempscale_index.store.faiss_store import FaissStore
 from tempscale_index.store.filters import allowed_node_ids, matching_documents
 from tempscale_index.store.node_documents import add_to_document, checked_vectors, remove_from_document
@@ -176,7 +177,7 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         embed_model = self.embed_model
         if embed_model.auto_pending:
             embed_model.calibrate(nodes)
-        self._store.config = IndexConfig.from_embedding(embed_model)
+        self._store.config = embed_model.index_config()
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Remove every node of the document ``ref_doc_id`` (nothing happens for an unknown id)."""
@@ -317,8 +318,6 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
     def _record_missing_taus(self, nodes: Sequence[BaseNode]) -> None:
         """Nodes embedded by ``VectorStoreIndex`` (not by the embedding as a transformation) carry no τ: give
         them the one the document schedule assigns their embedded text, as the embedding did."""
-        from tempscale_index.embedding import TAU_KEY
-
         missing = [node for node in nodes if TAU_KEY not in node.metadata]
         if not missing:
             return
@@ -374,7 +373,7 @@ def _new_store(
 
 
 def _config_of(embed_model: TempScaleEmbedding | None) -> IndexConfig | None:
-    return IndexConfig.from_embedding(embed_model, pending_ok=True) if embed_model is not None else None
+    return embed_model.index_config(pending_ok=True) if embed_model is not None else None
 
 
 def _adopt_recorded(embed_model: TempScaleEmbedding | None, config: IndexConfig) -> None:
