@@ -96,8 +96,7 @@ class VectorStoreConnector(ABC):
             if embedding is None:
                 embedding = TempScaleEmbedding.from_index_config(stored)
             else:
-                embedding.adopt_document_schedule(stored.document_temperature)  # a collection never re-decides
-                stored.ensure_matches(embedding.index_config(), where=self.describe())
+                embedding.match_index(stored, where=self.describe())
             self._vector_store = self._open_collection(stored)
         self._embedding = embedding
         return embedding

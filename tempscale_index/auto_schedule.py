@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from llama_index.core.schema import BaseNode, MetadataMode
 
-from tempscale_index.index_config import PENDING_AUTO
+from tempscale_index.index_config import PENDING_AUTO, IndexConfig
 from tempscale_index.schedules import ScheduleLike, as_schedule
 
 if TYPE_CHECKING:
@@ -66,6 +66,12 @@ class AutoDocumentSchedule:
                 selection = select_document_schedule(self, texts, groups)
                 self._selection, self._auto_resolved = selection, True
                 self.document_temperature = selection.schedule
+
+    def match_index(self, config: IndexConfig, where: str = "this index", *, pending_ok: bool = False) -> None:
+        """Use an existing index as recorded: adopt its document schedule (an index never re-decides 'auto'),
+        then refuse any other difference (``IndexConfigMismatchError``). ``pending_ok`` as in ``index_config``."""
+        self.adopt_document_schedule(config.document_temperature)
+        config.ensure_matches(self.index_config(pending_ok=pending_ok), where=where)  # type: ignore[attr-defined]
 
     def adopt_document_schedule(self, schedule: ScheduleLike) -> None:
         """Take an existing index's recorded schedule instead of deciding again (a pending 'auto' only; a store

@@ -92,8 +92,7 @@ class FaissIngestor:
     ) -> None:
         if not store.writable:
             raise ValueError("FaissIngestor needs a store opened with writable=True")
-        embedding.adopt_document_schedule(store.config.document_temperature)  # an index never re-decides
-        store.config.ensure_matches(embedding.index_config(), where=f"the index at {store.path}")
+        embedding.match_index(store.config, where=f"the index at {store.path}")
         if batch_chunks <= 0:
             raise ValueError(f"batch_chunks must be positive, got {batch_chunks}")
         if commit_every is not None and commit_every <= 0:
@@ -259,8 +258,8 @@ def ingest(
             else TempScaleEmbedding()
         )
     if FaissStore.exists(index_dir):  # an existing index keeps its recorded schedule
-        embedding.adopt_document_schedule(
-            IndexConfig.from_manifest(FaissStore.read_manifest(index_dir)).document_temperature
+        embedding.match_index(
+            IndexConfig.from_manifest(FaissStore.read_manifest(index_dir)), where=f"the index at {index_dir}"
         )
     elif embedding.auto_pending:
         splitter = model_token_splitter(embedding, **resolve_chunking(embedding, {}, chunk_size, chunk_overlap))

@@ -67,8 +67,7 @@ class TempScaleRetriever(BaseRetriever):
         if embedding is None:
             embedding = query_embedding_for(store.config, backend)
         else:
-            embedding.adopt_document_schedule(store.config.document_temperature)  # an index never re-decides
-            store.config.ensure_matches(embedding.index_config(), where=f"the index at {store.path}")
+            embedding.match_index(store.config, where=f"the index at {store.path}")
         if filters is not None:
             compile_filters(filters)  # an unsupported filter fails here, not at the first query
         self.store = store
@@ -90,8 +89,8 @@ class TempScaleRetriever(BaseRetriever):
     ) -> TempScaleRetriever:
         """Open the index at ``path`` read-only (checked against ``embedding`` when given)."""
         if embedding is not None and FaissStore.exists(path):  # an 'auto' embedding adopts the index's schedule
-            embedding.adopt_document_schedule(
-                IndexConfig.from_manifest(FaissStore.read_manifest(path)).document_temperature
+            embedding.match_index(
+                IndexConfig.from_manifest(FaissStore.read_manifest(path)), where=f"the index at {path}"
             )
         config = embedding.index_config() if embedding is not None else None
         return cls(FaissStore.open(path, config, verify=verify), embedding, **kwargs)

@@ -80,14 +80,12 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         if isinstance(persist_dir, FaissStore):
             store = persist_dir
         elif FaissStore.exists(persist_dir):
-            _adopt_recorded(embed_model, IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir)))
+            _match_recorded(embed_model, IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir)), persist_dir)
             store = FaissStore.open(persist_dir, _config_of(embed_model), index_factory=index_type)
         else:
             store, embed_model = _new_store(persist_dir, embed_model, index_type, kwargs.get("lock_timeout", 10.0))
         super().__init__(persist_dir=str(store.path), **kwargs)
-        if embed_model is not None:
-            _adopt_recorded(embed_model, store.config)
-            store.config.ensure_matches(_config_of(embed_model), where=f"the index at {store.path}")
+        _match_recorded(embed_model, store.config, store.path)
         self._store = store
         self._embed_model = embed_model
 
@@ -106,7 +104,7 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         ``nprobe`` (IVF) and ``ef_search`` (HNSW) trade speed for recall as in ``tempscale-index query``."""
         _local_only(fs)
         if FaissStore.exists(persist_dir):
-            _adopt_recorded(embed_model, IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir)))
+            _match_recorded(embed_model, IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir)), persist_dir)
         store = FaissStore.open(persist_dir, _config_of(embed_model), nprobe=nprobe, ef_search=ef_search)
         return cls(store, embed_model, **kwargs)
 
@@ -376,10 +374,10 @@ def _config_of(embed_model: TempScaleEmbedding | None) -> IndexConfig | None:
     return embed_model.index_config(pending_ok=True) if embed_model is not None else None
 
 
-def _adopt_recorded(embed_model: TempScaleEmbedding | None, config: IndexConfig) -> None:
-    """An existing index never re-decides 'auto': a pending embedding takes the index's recorded schedule."""
+def _match_recorded(embed_model: TempScaleEmbedding | None, config: IndexConfig, path: Any) -> None:
+    """An embedding given for an existing index must be the recorded one (a pending 'auto' adopts its schedule)."""
     if embed_model is not None:
-        embed_model.adopt_document_schedule(config.document_temperature)
+        embed_model.match_index(config, where=f"the index at {path}", pending_ok=True)
 
 
 def _local_only(fs: fsspec.AbstractFileSystem | None) -> None:
