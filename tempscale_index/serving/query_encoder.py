@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 
 from tempscale_index.engine.cache import cache_root
 from tempscale_index.schedules import Schedule
+from tempscale_index.store.files import sha256_file, write_atomic_text
 
 logger = logging.getLogger(__name__)
 
@@ -43,26 +42,6 @@ def _record_key(model_name: str, weights_sha256: str, precision: str) -> str:
     return hashlib.sha256(f"{model_name}|{weights_sha256}|{precision}".encode()).hexdigest()[:24]
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".partial")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def record_query_path(embedding: Any) -> Path | None:
     """Record the torch-free query path of a ``TempScaleEmbedding`` on the ONNX backend; None when it has none.
 
@@ -78,17 +57,18 @@ def record_query_path(embedding: Any) -> Path | None:
         return None
     key = _record_key(embedding.model_name, embedding.weights_sha256, embedding.precision)
     folder = query_paths_dir()
+    folder.mkdir(parents=True, exist_ok=True)
     tokenizer_path = folder / f"{key}-tokenizer.json"
-    _write_atomic(tokenizer_path, tokenizer.to_str())
+    write_atomic_text(tokenizer_path, tokenizer.to_str())
     record = {
         "format": RECORD_FORMAT,
         "model_name": embedding.model_name,
         "weights_sha256": embedding.weights_sha256,
         "precision": embedding.precision,
         "graph": str(Path(graph).resolve()),
-        "graph_sha256": _sha256_file(Path(graph)),
+        "graph_sha256": sha256_file(Path(graph)),
         "tokenizer": str(tokenizer_path.resolve()),
-        "tokenizer_sha256": _sha256_file(tokenizer_path),
+        "tokenizer_sha256": sha256_file(tokenizer_path),
         "pad_token_id": int(embedding.tokenizer.pad_token_id or 0),
         "inverse_tau_input": INVERSE_TAU_INPUT,
         "pooling": pooling,
@@ -96,7 +76,7 @@ def record_query_path(embedding: Any) -> Path | None:
         "dimension": embedding.dimension,
     }
     path = folder / f"{key}.json"
-    _write_atomic(path, json.dumps(record, indent=2))
+    write_atomic_text(path, json.dumps(record, indent=2))
     logger.info("recorded the torch-free query path of %s in %s", embedding.model_name, path)
     return path
 
@@ -227,7 +207,7 @@ def _load_record(config: Any) -> dict[str, Any]:
         raise QueryPathUnavailable(f"{path}: pooling {record.get('pooling')!r} is not supported")
     for name in ("graph", "tokenizer"):
         try:
-            found = _sha256_file(Path(record[name]))
+            found = sha256_file(Path(record[name]))
         except OSError:
             raise QueryPathUnavailable(f"the recorded {name} {record[name]} is missing") from None
         if found != record[f"{name}_sha256"]:
