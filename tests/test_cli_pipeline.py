@@ -166,6 +166,14 @@ def test_bad_input_exits_non_zero_with_one_line(args, message, tmp_path, corpus,
     assert error_line(result).startswith(message)
 
 
+@pytest.mark.parametrize("tau", ["0", "-1", "nan", "abc", '{"type":"bogus"}'])
+def test_a_bad_document_tau_is_one_error_line(tau, tmp_path, corpus):
+    result = run("ingest", str(corpus), "--index", str(tmp_path / "i"), "--document-tau", tau, "--no-progress")
+    assert result.exit_code == 2, result.output
+    assert error_line(result).startswith("error: --doc-temperature") and "Traceback" not in result.output
+    assert not (tmp_path / "i").exists()
+
+
 def test_console_script_runs_as_a_subprocess(index_dir):
     """The installed entry point, as a user types it."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

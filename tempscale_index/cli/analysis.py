@@ -32,17 +32,10 @@ CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Reuse chunk/
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars (on a terminal only).")]
 
 
-def _parse_schedule(text: str) -> Schedule:
-    try:
-        return parse_schedule(text.strip(), "τ")
-    except (ValueError, TypeError) as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
 def _schedules(values: list[str] | None, default: tuple[str, ...]) -> dict[str, Schedule]:
     from tempscale_index.evaluation.sweep import schedule_label
 
-    schedules = [_parse_schedule(value) for value in (values or default)]
+    schedules = [parse_schedule(value.strip(), "τ") for value in (values or default)]
     return {schedule_label(schedule): schedule for schedule in schedules}
 
 

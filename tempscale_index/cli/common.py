@@ -93,7 +93,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 
 def parse_schedule(text: str, option: str) -> Schedule:
-    """A τ given on the command line: a number like 0.8, or a schedule as a JSON dict."""
+    """A τ given on the command line: a number like 0.8, or a schedule as a JSON dict; anything else (0, -1,
+    nan, an unknown schedule type) ends the command with one ``error:`` line naming the option."""
+    from tempscale_index.schedules import as_schedule
+
     value: Any
     try:
         value = float(text)
@@ -101,10 +104,11 @@ def parse_schedule(text: str, option: str) -> Schedule:
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
-            raise ValueError(f"{option} must be a number like 0.8 or a schedule as JSON, got {text!r}") from None
-    from tempscale_index.schedules import as_schedule
-
-    return as_schedule(value, option)
+            fail(f"{option} must be a number like 0.8 or a schedule as JSON, got {text!r}", 2)
+    try:
+        return as_schedule(value, option)
+    except (ValueError, TypeError) as exc:
+        fail(f"{option}: {exc}", 2)
 
 
 def settings_for_embedding(
