@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -42,6 +43,8 @@ def test_help_shows_whole_option_names_at_80_columns(command: str) -> None:
     assert option_lines and not any("…" in line for line in option_lines), done.stdout
     if command == "ingest":
         assert "--query-temperature" in done.stdout and "--doc-temperature" in done.stdout
+    # metavars in shell style: no typer internals such as {index} or <list[str]>
+    assert "<list[" not in done.stdout and not re.search(r"\{[a-z_]+\}", done.stdout), done.stdout
 
 
 def test_quiet_ingest_and_json_query_write_only_results(corpus, tmp_path) -> None:

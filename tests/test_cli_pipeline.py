@@ -109,15 +109,18 @@ def test_info_shows_model_schedules_and_counts(index_dir):
     assert info["chunking"] == {"chunk_size": 128, "chunk_overlap": 32} and info["documents"] == 4
 
 
-def test_delete_then_query_no_longer_returns_the_document(corpus, tmp_path):
+def test_delete_then_query_no_longer_returns_the_document(corpus, tmp_path, monkeypatch):
+    """``delete --doc-id`` takes the path as the user typed it at ingest (relative), not only the stored id."""
     index = tmp_path / "index"
-    assert run("ingest", str(corpus), "--index", str(index), "--no-progress").exit_code == 0
+    monkeypatch.chdir(corpus.parent)
+    assert run("ingest", corpus.name, "--index", str(index), "--no-progress").exit_code == 0
     doc_id = str((corpus / "filelock.md").resolve())
-    result = run("delete", str(index), "--doc-id", doc_id)
+    result = run("delete", str(index), "--doc-id", f"{corpus.name}/filelock.md")
     assert result.exit_code == 0 and "deleted 1 document(s)" in result.output
     rows = json.loads(run("query", str(index), "How do I lock a file?", "-k", "10", "--json").stdout)["results"]
     assert rows and all(row["doc_id"] != doc_id for row in rows)
-    assert "no document with id" in error_line(run("delete", str(index), "--doc-id", doc_id))
+    line = error_line(run("delete", str(index), "--doc-id", doc_id))
+    assert "no document with id" in line and f"info {index} --documents" in line
 
 
 def test_config_file_with_schedules_and_index_type(corpus, tmp_path):

@@ -60,13 +60,15 @@ def sweep(
     dataset: DatasetArg,
     output: OutputOpt = Path("tempscale-sweep"),
     document_tau: Annotated[
-        list[str] | None, typer.Option("--document-tau", help="Document τ or schedule JSON; repeat for a grid.")
+        list[str] | None,
+        typer.Option("--document-tau", metavar="TAU", help="Document τ or schedule JSON; repeat for a grid."),
     ] = None,
     query_tau: Annotated[
-        list[str] | None, typer.Option("--query-tau", help="Query τ or schedule JSON; repeatable.")
+        list[str] | None, typer.Option("--query-tau", metavar="TAU", help="Query τ or schedule JSON; repeatable.")
     ] = None,
     level: Annotated[
-        list[EvalLevel] | None, typer.Option("--level", help="document and/or chunk (needs span qrels).")
+        list[EvalLevel] | None,
+        typer.Option("--level", metavar="LEVEL", help="document and/or chunk (needs span qrels)."),
     ] = None,
     measure: Annotated[str, typer.Option(help="Measure for the heatmap and the paired tests.")] = "nDCG@10",
     format: FormatOpt = DatasetFormat.auto,
@@ -111,7 +113,8 @@ def diagnose(
     dataset: DatasetArg,
     output: OutputOpt = Path("tempscale-diagnose"),
     document_tau: Annotated[
-        list[str] | None, typer.Option("--document-tau", help="τ or schedule JSON to compare with τ = 1; repeatable.")
+        list[str] | None,
+        typer.Option("--document-tau", metavar="TAU", help="τ or schedule JSON to compare with τ = 1; repeatable."),
     ] = None,
     windows: Annotated[int, typer.Option(min=1, help="Windows sampled per length.")] = 200,
     seed: int = 0,

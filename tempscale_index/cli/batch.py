@@ -44,7 +44,9 @@ def _connector(qdrant: str | None, milvus: str | None, lancedb: str | None, coll
 
 @app.command("batch")
 def batch_command(
-    paths: Annotated[list[Path], typer.Argument(help="Text files, .jsonl or .parquet files, or folders of them.")],
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="PATHS", help="Text files, .jsonl or .parquet files, or folders of them.")
+    ],
     index: Annotated[Path | None, typer.Option("--index", "-i", help="FAISS index directory to build.")] = None,
     qdrant: Annotated[str | None, typer.Option(help="Qdrant: a local-mode directory or a server URL.")] = None,
     milvus: Annotated[str | None, typer.Option(help="Milvus: a Milvus Lite .db file or a server URI.")] = None,

@@ -39,7 +39,9 @@ class QueryBackend(str, Enum):
 
 @app.command("ingest")
 def ingest_command(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders to ingest (recursively).")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(metavar="PATHS", help="Files or folders to ingest (recursively).")
+    ] = None,
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory (created if needed).")] = ...,
     installed_docs: Annotated[
         bool, typer.Option("--installed-docs", help="Ingest the long descriptions of the installed Python packages.")
@@ -67,7 +69,8 @@ def ingest_command(
         ),
     ] = None,
     extensions: Annotated[
-        list[str] | None, typer.Option("--ext", help="Only files with this extension (repeatable), e.g. --ext .md")
+        list[str] | None,
+        typer.Option("--ext", metavar="EXT", help="Only files with this extension (repeatable), e.g. --ext .md"),
     ] = None,
     batch_chunks: Annotated[int, typer.Option(min=1, help="Chunks embedded and added per batch.")] = 256,
     commit_every: Annotated[
@@ -131,9 +134,11 @@ def query_command(
     index: Annotated[Path, typer.Argument(help="Index directory.")],
     text: Annotated[str, typer.Argument(help="The query.")],
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="How many chunks to return.")] = 5,
-    doc_id: Annotated[list[str] | None, typer.Option("--doc-id", help="Only these documents (repeatable).")] = None,
+    doc_id: Annotated[
+        list[str] | None, typer.Option("--doc-id", metavar="ID", help="Only these documents (repeatable).")
+    ] = None,
     file_name: Annotated[
-        list[str] | None, typer.Option("--file-name", help="Only these file names (repeatable).")
+        list[str] | None, typer.Option("--file-name", metavar="NAME", help="Only these file names (repeatable).")
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     snippet_chars: Annotated[int, typer.Option(help="Snippet length in the table.")] = 160,
@@ -236,9 +241,12 @@ def _auto_lines(selection: dict[str, Any] | None) -> list[str]:
 @app.command("delete")
 def delete_command(
     index: Annotated[Path, typer.Argument(help="Index directory.")],
-    doc_id: Annotated[list[str], typer.Option("--doc-id", help="Document id to delete (repeatable).")],
+    doc_id: Annotated[
+        list[str],
+        typer.Option("--doc-id", metavar="ID", help="Document id, or a file's path as given at ingest (repeatable)."),
+    ],
 ) -> None:
-    """Delete documents (all their chunks) by document id; see `info --documents` for the ids."""
+    """Delete documents (all their chunks) by document id or file path; `info INDEX --documents` lists the ids."""
     from tempscale_index.pipeline import delete_documents
 
     try:

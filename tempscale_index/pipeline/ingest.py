@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import chain, groupby
 from pathlib import Path
@@ -302,18 +302,28 @@ def _no_text_message(source: Any, report: IngestReport) -> str:
 def delete_documents(
     index_dir: str | os.PathLike[str], doc_ids: Iterable[str], lock_timeout: float = 10.0
 ) -> tuple[int, int]:
-    """Delete documents by id and commit. Returns (chunks removed, committed version); raises KeyError, before
-    changing anything, if an id is not in the index."""
-    doc_ids = list(dict.fromkeys(doc_ids))
+    """Delete documents by id and commit. A file's path counts as its id when it resolves to one, as at ingest
+    (``docs/old.md`` from where it was ingested). Returns (chunks removed, committed version); raises KeyError,
+    before changing anything, if an id is not in the index."""
     with FaissStore.open(index_dir, writable=True, lock_timeout=lock_timeout) as store:
+        doc_ids = list(dict.fromkeys(_stored_id(doc_id, store.documents) for doc_id in doc_ids))
         missing = [doc_id for doc_id in doc_ids if doc_id not in store.documents]
         if missing:
             raise KeyError(
                 f"no document with id {missing[0]!r} in the index at {index_dir}"
                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                + f"; `tempscale-index info {index_dir} --documents` lists the ids"
             )
         removed = sum(store.delete(doc_id) for doc_id in doc_ids)
         return removed, store.commit()
+
+
+def _stored_id(doc_id: str, documents: Container[str]) -> str:
+    """``doc_id`` itself when stored, else the id ingest gave the file at that path (its resolved path)."""
+    if doc_id in documents:
+        return doc_id
+    resolved = str(Path(doc_id).expanduser().resolve())
+    return resolved if resolved in documents else doc_id
 
 
 def _is_paths(source: Any) -> bool:
