@@ -98,3 +98,23 @@ def test_a_mismatch_names_the_option_and_the_config_file(corpus, tmp_path) -> No
     accepted = runner.invoke(app, ["query", str(index), "templates", "--config", str(config), "--json"])
     assert accepted.exit_code == 0, accepted.output
     assert json.loads(accepted.stdout)["query_tau"] == 0.9
+
+
+def test_a_warning_during_a_progress_bar_gets_its_own_line(monkeypatch) -> None:
+    """diagnose's truncation warning used to land inside the bar's line on a terminal."""
+    import io
+    import logging
+
+    from tqdm.auto import tqdm
+
+    from tempscale_index.cli.output import configure_output
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    configure_output(verbose=False)
+    with tqdm(total=4, desc="Embedding", file=terminal, mininterval=0) as bar:
+        bar.update(2)
+        logging.getLogger("tempscale_index.test").warning("3 of 10 texts were truncated")
+        bar.update(2)
+    before, _, after = terminal.getvalue().partition("warning: 3 of 10 texts were truncated")
+    assert after and before.endswith(("\r", "\n")), repr(before[-80:])

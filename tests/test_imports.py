@@ -121,3 +121,12 @@ def test_node_metadata_keys_are_spelled_in_one_module() -> None:
         if isinstance(node, ast.Constant) and node.value in METADATA_KEYS
     }
     assert spelled == set()
+
+
+def test_every_package_export_resolves() -> None:
+    """What the README imports from the package root (``TempScaleRetriever`` included) is there."""
+    import tempscale_index
+
+    assert "TempScaleRetriever" in tempscale_index.__all__
+    for name in tempscale_index.__all__:
+        assert getattr(tempscale_index, name) is not None, name

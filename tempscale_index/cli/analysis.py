@@ -188,7 +188,7 @@ def calibrate(
     embedding = TempScaleEmbedding(model_name=model)
     if unsupervised:
         calibration = calibrate_unsupervised(embedding, data, seed=seed)
-        body = f"Chosen from the corpus's own chunks (no queries or qrels used): {calibration.evidence['reason']}"
+        body = "Chosen from the corpus's own chunks (no queries or qrels used)."
     else:
         dev, test = split_queries(data, dev_fraction, seed)
         evaluator = EmbeddedEvaluator(dev, embedding, cache_dir=cache_dir, show_progress=bars)
@@ -209,5 +209,5 @@ def _calibration_summary(calibration: Calibration) -> str:
     config = calibration.to_config()
     return (
         f"Method: {calibration.method}. Document schedule: `{json.dumps(config['document_temperature'])}`; "
-        f"query schedule: `{json.dumps(config['query_temperature'])}`."
+        f"query schedule: `{json.dumps(config['query_temperature'])}`. Why: {calibration.evidence['reason']}."
     )
