@@ -20,7 +20,7 @@ import ray
 from tempscale_index import TempScaleEmbedding
 from tempscale_index.batch import FaissShardSink, run_batch_job
 
-DEFAULT_QMSUM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "qmsum" / "test"
+DEFAULT_QMSUM = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "qmsum" / "test"  # shipped
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from tempscale_index import TempScaleEmbedding
 from tempscale_index.batch import FaissShardSink, run_batch_job
 from tempscale_index.store import FaissStore
 
-DEFAULT_QMSUM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "qmsum" / "test"
+DEFAULT_QMSUM = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "qmsum" / "test"  # shipped
 
 
 def write_jsonl(qmsum_dir: Path, target: Path) -> Path:
