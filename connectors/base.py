@@ -18,7 +18,7 @@ from llama_index.core import VectorStoreIndex
 from llama_index.core.schema import BaseNode, Document
 from llama_index.core.vector_stores.types import BasePydanticVectorStore
 
-from tempscale_index.chunking import model_token_splitter, stable_chunk_id
+from tempscale_index.chunking import chunk_nodes, model_token_splitter
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
 from tempscale_index.node_metadata import METADATA_KEYS
@@ -145,8 +145,7 @@ class VectorStoreConnector(ABC):
         """Chunk ``documents`` in the model's tokens, embed each chunk at its document τ, and replace whatever
         the collection held for those document ids with the new chunks."""
         splitter = model_token_splitter(self.embedding, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
-        splitter.id_func = stable_chunk_id
-        nodes = splitter(list(documents))
+        nodes = [node for document in documents for node in chunk_nodes(splitter, document)]
         created = self._vector_store is not None or not self.embedding.auto_pending  # else the nodes create it
         for document in documents if created else ():
             self.delete_document(document.doc_id)

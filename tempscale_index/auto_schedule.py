@@ -11,9 +11,10 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.core.schema import BaseNode
 
 from tempscale_index.index_config import PENDING_AUTO, IndexConfig
+from tempscale_index.node_metadata import embedded_text
 from tempscale_index.schedules import ScheduleLike, as_schedule
 
 if TYPE_CHECKING:
@@ -89,5 +90,5 @@ def texts_and_groups(items: Sequence[str] | Sequence[BaseNode]) -> tuple[list[st
     if all(isinstance(item, str) for item in items):
         return list(items), None
     nodes: Sequence[BaseNode] = items  # type: ignore[assignment]
-    texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+    texts = [embedded_text(node) for node in nodes]
     return texts, [node.ref_doc_id or node.node_id for node in nodes]

@@ -232,3 +232,56 @@ def test_batch_job_and_pipeline_agree_on_what_a_file_is(tmp_path):
     (touched,) = iter_file_documents([file])
     assert content_hash(touched.doc_id, [touched.text]) == row["content_hash"]
     assert content_hash(document.doc_id, [document.text + " "]) != row["content_hash"]
+
+
+def test_one_text_view_pipeline_store_connector_and_ray_job_embed_a_chunk_alike(local_ray, minilm, qmsum_dir, tmp_path):
+    """A chunk is embedded as LlamaIndex's ``MetadataMode.EMBED`` shows it (its text after the metadata not
+    excluded from embedding) by every entry point, and the indexes record that text view."""
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from tempscale_index.connectors.qdrant import QdrantConnector
+
+    from tempscale_index.chunking import chunk_nodes
+    from tempscale_index.node_metadata import METADATA_KEYS, TEXT_VIEW, embedded_text, exclude_file_facts
+    from tempscale_index.store.vector_store import TempScaleFaissVectorStore
+
+    ((doc_id, text),) = _meetings(qmsum_dir, 1, 2500)
+    source = tmp_path / "meetings.jsonl"
+    source.write_text(json.dumps({"id": doc_id, "text": text, "topic": "the remote control design"}) + "\n")
+    run_batch_job([source], FaissShardSink(tmp_path / "ray", minilm.index_config()), chunk_size=CHUNK_SIZE,
+                  show_progress=False)  # fmt: skip
+    ray_chunks = _stored_chunks(tmp_path / "ray")
+    ray_store = FaissStore.open(tmp_path / "ray")  # the document metadata the job read from the row
+    (record,) = ray_store.documents.values()
+    (first,) = ray_store.get_nodes([record.node_ids[0]])
+    ray_store.close()
+    metadata = {key: value for key, value in first.metadata.items() if key not in METADATA_KEYS}
+    document = Document(id_=doc_id, text=text, metadata=metadata)
+    exclude_file_facts(document)  # as the readers do for files, and the Ray job for its rows
+    assert "topic: the remote control design" in embedded_text(
+        chunk_nodes(model_token_splitter(minilm, CHUNK_SIZE), document)[0]
+    )
+
+    ingest([document], tmp_path / "pipeline", minilm, chunk_size=CHUNK_SIZE)
+    splitter = model_token_splitter(minilm, chunk_size=CHUNK_SIZE)
+    store = TempScaleFaissVectorStore.create(tmp_path / "store", embed_model=minilm)
+    VectorStoreIndex(chunk_nodes(splitter, document), storage_context=StorageContext.from_defaults(vector_store=store),
+                     embed_model=minilm)  # fmt: skip
+    store.persist()
+    store.close()
+    connector_nodes = chunk_nodes(splitter, document)
+    connector = QdrantConnector("text-view", path=str(tmp_path / "qdrant"))
+    connector.attach(minilm)
+    connector.add_nodes(connector_nodes)
+    connector.close()
+
+    pipeline = _stored_chunks(tmp_path / "pipeline")
+    assert len(pipeline) > 3 and set(pipeline) == set(ray_chunks) == set(_stored_chunks(tmp_path / "store"))
+    for others in (
+        ray_chunks,
+        _stored_chunks(tmp_path / "store"),
+        {n.node_id: (n.embedding,) for n in connector_nodes},
+    ):
+        for node_id, (*_, vector) in pipeline.items():
+            np.testing.assert_allclose(others[node_id][-1], vector, atol=1e-5)
+    for folder in ("pipeline", "store", "ray"):
+        assert FaissStore.read_manifest(tmp_path / folder)["text_view"] == TEXT_VIEW == "embed"

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from llama_index.core import Document
-from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.core.schema import BaseNode
 from tqdm.auto import tqdm
 
 from tempscale_index.chunking import chunk_nodes, chunk_token_budget, embed_chunk_nodes, model_token_splitter
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
+from tempscale_index.node_metadata import embedded_text
 from tempscale_index.pipeline.readers import ReadReport, SkippedFile, iter_file_documents, list_files
 from tempscale_index.store import FaissStore, content_hash
 
@@ -191,7 +192,7 @@ def calibrate_on_first_documents(
         sample.extend(chunk_nodes(splitter, document))
         if len(sample) >= AUTO_SAMPLE_CHUNKS:
             break
-    texts = [node.get_content(MetadataMode.NONE) for node in sample]  # as embed_chunk_nodes embeds them
+    texts = [embedded_text(node) for node in sample]  # as embed_chunk_nodes embeds them
     embedding.resolve_document_schedule(texts, [node.ref_doc_id or node.node_id for node in sample])
     return chain(head, remaining)
 

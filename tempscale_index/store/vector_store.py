@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
-from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import (
     DEFAULT_PERSIST_DIR,
     BasePydanticVectorStore,
@@ -33,7 +33,7 @@ from llama_index.core.vector_stores.types import (
 )
 
 from tempscale_index.index_config import PENDING_AUTO, IndexConfig
-from tempscale_index.node_metadata import TAU_KEY
+from tempscale_index.node_metadata import TAU_KEY, embedded_text
 from tempscale_index.store.faiss_store import FaissStore
 from tempscale_index.store.filters import allowed_node_ids, matching_documents
 from tempscale_index.store.node_documents import add_to_document, checked_vectors, remove_from_document
@@ -320,7 +320,7 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         if not missing:
             return
         embedding = self.embed_model
-        counts = embedding.token_counts([node.get_content(metadata_mode=MetadataMode.EMBED) for node in missing])
+        counts = embedding.token_counts([embedded_text(node) for node in missing])
         for node, tau, count in zip(missing, embedding.schedule_for("document").taus(counts), counts):
             embedding.record_tau(node, tau, count)
 
