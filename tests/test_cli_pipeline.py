@@ -195,3 +195,43 @@ def test_console_script_runs_as_a_subprocess(index_dir):
     )
     assert done.returncode == 1 and done.stderr.strip().startswith("error: no index at")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_batch_and_ingest_read_one_config_alike(tmp_path, monkeypatch):
+    """``--config`` is read in one place: chunk_size, chunk_overlap and index_type reach ``batch`` as they reach
+    ``ingest`` (the work itself is replaced by recorders: this is about what each command is asked to do)."""
+    import tempscale_index.batch as batch
+    import tempscale_index.batch.job as job
+    import tempscale_index.cli.batch as batch_cli
+    import tempscale_index.cli.pipeline as pipeline_cli
+    import tempscale_index.pipeline as pipeline
+
+    config = tmp_path / "config.yaml"
+    config.write_text("chunk_size: 100\nchunk_overlap: 10\nindex_type: HNSW32\ndocument_temperature: 1.0\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("some text")
+    seen: dict[str, dict] = {}
+
+    class Stop(Exception):
+        pass
+
+    def record(name):
+        def recorder(*args, **kwargs):
+            seen[name] = kwargs
+            if name in ("batch", "ingest"):
+                raise Stop(name)
+
+        return recorder
+
+    monkeypatch.setattr(batch_cli, "embedding_for", lambda index, settings: type("E", (), {"index_config": dict})())
+    monkeypatch.setattr(pipeline_cli, "embedding_for", lambda index, settings: None)
+    monkeypatch.setattr(job, "calibrate_on_driver", record("calibrate"))
+    monkeypatch.setattr(batch, "FaissShardSink", record("sink"))
+    monkeypatch.setattr(batch, "run_batch_job", record("batch"))
+    monkeypatch.setattr(pipeline, "ingest", record("ingest"))
+    for command in ("batch", "ingest"):
+        result = run(command, str(tmp_path / "docs"), "--index", str(tmp_path / "i"), "--config", str(config))
+        assert f"error: {command}" in result.output, result.output  # stopped by the recorder, as planned
+    assert seen["sink"]["index_factory"] == seen["ingest"]["index_factory"] == "HNSW32"
+    for key, value in (("chunk_size", 100), ("chunk_overlap", 10)):
+        assert seen["batch"][key] == seen["calibrate"][key] == seen["ingest"][key] == value

@@ -22,6 +22,7 @@ from tempscale_index.cli.common import (
     error_message,
     fail,
     load_config_file,
+    read_build_settings,
     settings_for_embedding,
 )
 from tempscale_index.cli.output import show_progress
@@ -88,26 +89,30 @@ def ingest_command(
     missing = [str(path) for path in paths or [] if not path.exists()]
     if missing:
         fail(f"path not found: {missing[0]}", 2)
-    settings = load_config_file(config) if config is not None else {}
-    embedding_settings = settings_for_embedding(
-        settings, doc_temperature, query_temperature, precision.value if precision else None
+    asked = read_build_settings(
+        config,
+        doc_tau=doc_temperature,
+        query_tau=query_temperature,
+        model=model,
+        precision=precision.value if precision else None,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        index_type=index_type,
     )
-    if model is not None:
-        embedding_settings["model_name"] = model
     report = IngestReport(index_dir=str(index))
     try:
         from_paths, total = documents_from_paths(paths, extensions=extensions, report=report) if paths else ([], 0)
         documents = itertools.chain(from_paths, iter_installed_docs() if installed_docs else [])
-        embedding = embedding_for(index, embedding_settings)
+        embedding = embedding_for(index, asked.embedding)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="skipped unreadable file")  # reported below, one line each
             ingest(
                 documents,
                 index,
                 embedding,
-                index_factory=index_type if index_type is not None else settings.get("index_type"),
-                chunk_size=chunk_size if chunk_size is not None else settings.get("chunk_size"),
-                chunk_overlap=chunk_overlap if chunk_overlap is not None else settings.get("chunk_overlap"),
+                index_factory=asked.index_type,
+                chunk_size=asked.chunk_size,
+                chunk_overlap=asked.chunk_overlap,
                 batch_chunks=batch_chunks,
                 commit_every=commit_every,
                 show_progress=show_progress(progress),
