@@ -26,8 +26,8 @@ from llama_index.core import Document  # noqa: E402
 
 from tempscale_index.batch import ConnectorSink, FaissShardSink, run_batch_job  # noqa: E402
 from tempscale_index.batch.sinks import shard_dir_for  # noqa: E402
-from tempscale_index.chunking import chunk_text, model_token_splitter  # noqa: E402
-from tempscale_index.node_metadata import TAU_KEY  # noqa: E402
+from tempscale_index.chunking import chunk_nodes, model_token_splitter  # noqa: E402
+from tempscale_index.node_metadata import TAU_KEY, exclude_file_facts  # noqa: E402
 from tempscale_index.pipeline import ingest  # noqa: E402
 from tempscale_index.store import FaissStore  # noqa: E402
 
@@ -64,9 +64,22 @@ def _write_jsonl(path: Path, pairs: list[tuple[str, str]]) -> Path:
     return path
 
 
-def _expected_chunk_ids(embedding, pairs: list[tuple[str, str]]) -> set[str]:
+def _as_read(source: Path, pairs: list[tuple[str, str]], series: bool = True) -> list[Document]:
+    """The documents the job reads from ``source`` (its records' fields and the file as metadata), so that the
+    pipeline gets what the job embeds: one text view, metadata included."""
+    documents = []
+    for doc_id, text in pairs:
+        metadata = {"file_path": str(source.resolve()), "file_name": source.name}
+        metadata.update({"series": doc_id[:2]} if series else {})
+        document = Document(id_=doc_id, text=text, metadata=dict(sorted(metadata.items())))
+        exclude_file_facts(document)
+        documents.append(document)
+    return documents
+
+
+def _expected_chunk_ids(embedding, documents: list[Document]) -> list[str]:
     splitter = model_token_splitter(embedding, chunk_size=CHUNK_SIZE)
-    return {chunk.chunk_id for doc_id, text in pairs for chunk in chunk_text(splitter, doc_id, text)}
+    return [node.node_id for document in documents for node in chunk_nodes(splitter, document)]
 
 
 def _faiss_chunk_ids(index_dir: Path) -> list[str]:
@@ -98,8 +111,13 @@ def test_rerun_commits_only_new_documents_and_counts_unreadable(local_ray, minil
     second = run_batch_job([inputs], sink, chunk_size=CHUNK_SIZE, commit_every=4, show_progress=False)
     assert second.committed_documents == 1 and second.already_committed == 3
 
-    notes = (str((inputs / "notes.txt").resolve()), meetings[2][1])
-    expected = _expected_chunk_ids(minilm, [*meetings[:2], notes, meetings[3]])
+    notes = _as_read(inputs / "notes.txt", [(str((inputs / "notes.txt").resolve()), meetings[2][1])], series=False)
+    read = [
+        *_as_read(inputs / "first.jsonl", meetings[:2]),
+        *notes,
+        *_as_read(inputs / "more.parquet", meetings[3:], False),
+    ]
+    expected = _expected_chunk_ids(minilm, read)
     stored = _faiss_chunk_ids(tmp_path / "index")
     assert Counter(stored) == Counter(expected)  # every chunk, once
 
@@ -118,14 +136,13 @@ def _stored_chunks(index_dir: Path) -> dict[str, tuple[str, int, int, str, np.nd
 
 
 def test_batch_job_and_pipeline_give_the_same_chunks_and_vectors(local_ray, minilm, qmsum_dir, tmp_path):
-    """One corpus through ``ingest`` and through the Ray job: same chunk ids, offsets, texts and vectors (the
-    metadata the job reads from the JSONL rows changes none of them)."""
+    """One corpus through ``ingest`` and through the Ray job: same chunk ids, offsets, texts and vectors (given
+    the metadata the job reads from the JSONL rows, which both embed with the text)."""
     meetings = _meetings(qmsum_dir, 3, 2500)
     source = _write_jsonl(tmp_path / "meetings.jsonl", meetings)
     sink = FaissShardSink(tmp_path / "batch", minilm.index_config())
     run_batch_job([source], sink, chunk_size=CHUNK_SIZE, show_progress=False)
-    ingest([Document(id_=doc_id, text=text) for doc_id, text in meetings], tmp_path / "pipeline", minilm,
-           chunk_size=CHUNK_SIZE)  # fmt: skip
+    ingest(_as_read(source, meetings), tmp_path / "pipeline", minilm, chunk_size=CHUNK_SIZE)
     batch, pipeline = _stored_chunks(tmp_path / "batch"), _stored_chunks(tmp_path / "pipeline")
     assert len(pipeline) > 3 * len(meetings)
     assert set(batch) == set(pipeline)
@@ -182,7 +199,7 @@ def test_killed_worker_loses_and_duplicates_nothing(local_ray, minilm, qmsum_dir
     assert killed.is_set(), "the job ended before a worker could be killed; make it longer"
     assert report.committed_documents == len(meetings)
     rows = connector.vector_store.table.to_arrow().column("id").to_pylist()
-    assert Counter(rows) == Counter(_expected_chunk_ids(minilm, meetings))
+    assert Counter(rows) == Counter(_expected_chunk_ids(minilm, _as_read(source, meetings)))
     connector.close()
 
 
@@ -212,7 +229,7 @@ def test_killed_driver_rerun_loses_and_duplicates_nothing(local_ray, minilm, qms
     report = run_batch_job([source], sink, chunk_size=CHUNK_SIZE, show_progress=False)
     assert report.already_committed == committed_before
     assert report.committed_documents == len(meetings) - committed_before
-    assert Counter(_faiss_chunk_ids(index_dir)) == Counter(_expected_chunk_ids(minilm, meetings))
+    assert Counter(_faiss_chunk_ids(index_dir)) == Counter(_expected_chunk_ids(minilm, _as_read(source, meetings)))
 
 
 def test_batch_job_and_pipeline_agree_on_what_a_file_is(tmp_path):

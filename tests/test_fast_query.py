@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from llama_index.core import Document
+from llama_index.core.schema import TextNode
 
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.pipeline import ingest
@@ -129,3 +131,32 @@ def test_cli_query_json_is_one_document_on_stdout_and_loads_no_torch(index_dir) 
     on_torch = json.loads(forced.stdout)
     assert [row["node_id"] for row in on_torch["results"]] == [row["node_id"] for row in answer["results"]]
     assert all(abs(a["score"] - b["score"]) <= 1e-4 for a, b in zip(on_torch["results"], answer["results"]))
+
+
+@pytest.mark.slow
+def test_ingest_and_persist_prepare_the_torch_free_query_path(tmp_path, monkeypatch) -> None:
+    """The first query after an ingest (or a store's persist) finds a verified query path: no export, no torch."""
+    from tempscale_index.serving.query_encoder import QUERY_PATH_ENV
+    from tempscale_index.store.vector_store import TempScaleFaissVectorStore
+
+    monkeypatch.delenv(QUERY_PATH_ENV)
+    for name in ("ingest", "persist"):
+        monkeypatch.setenv("TEMPSCALE_INDEX_CACHE", str(tmp_path / f"cache-{name}"))  # nothing recorded yet
+        embedding = TempScaleEmbedding(document_temperature=1.0, query_temperature=0.8, max_length=128)
+        with pytest.raises(QueryPathUnavailable):
+            OnnxQueryEncoder(embedding.index_config())
+        if name == "ingest":
+            ingest([Document(id_="a", text="The committee approved the budget.")], tmp_path / name, embedding)
+        else:
+            store = TempScaleFaissVectorStore.create(tmp_path / name, embed_model=embedding)
+            store.add(
+                [
+                    TextNode(
+                        text="The committee approved the budget.",
+                        embedding=embedding.get_text_embedding("The committee approved the budget."),
+                    )
+                ]
+            )
+            store.persist()
+            store.close()
+        assert isinstance(query_encoder_for(embedding.index_config()), OnnxQueryEncoder), name

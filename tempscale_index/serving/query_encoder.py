@@ -10,8 +10,10 @@ an index's config (instruction, ``max_length``, query schedule), refusing a grap
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from tempscale_index.store.files import sha256_file, write_atomic_text
 logger = logging.getLogger(__name__)
 
 RECORD_FORMAT = 1
+QUERY_PATH_ENV = "TEMPSCALE_INDEX_QUERY_PATH"  # 'lazy': ingest leaves the query path to the first query
 POOLING_MODES = ("mean", "cls")
 _PROBE_TEXTS = ("What did the committee decide about the budget?", "ÜBER naïve façade — 42 tokens, [SEP] twice!")
 
@@ -79,6 +82,29 @@ def record_query_path(embedding: Any) -> Path | None:
     write_atomic_text(path, json.dumps(record, indent=2))
     logger.info("recorded the torch-free query path of %s in %s", embedding.model_name, path)
     return path
+
+
+def prepare_query_path(embedding: Any) -> Path | None:
+    """Make sure the next process can embed this index's queries without torch: record the query path of the
+    embedding's model unless a verified one is there already (ingest and the store's ``persist`` call this, so
+    that the export is paid once there, not by the first query). Returns the record, or None when the model
+    has no torch-free path, onnxruntime is missing or ``$TEMPSCALE_INDEX_QUERY_PATH`` is ``lazy`` (the first
+    query prepares it then). Never raises: a query can always fall back to PyTorch."""
+    if os.environ.get(QUERY_PATH_ENV) == "lazy" or importlib.util.find_spec("onnxruntime") is None:
+        return None
+    config = embedding.index_config()
+    try:
+        _load_record(config)  # verified: graph and tokenizer hashes checked
+        return query_paths_dir() / f"{_record_key(config.model_name, config.weights_sha256, config.precision)}.json"
+    except QueryPathUnavailable:
+        pass
+    try:
+        if embedding.onnx_graph is None:
+            embedding = type(embedding).from_index_config(config, backend="onnx")
+        return record_query_path(embedding)
+    except Exception as exc:  # export refused (unsupported model), unwritable cache…: queries use PyTorch
+        logger.warning("queries of this index will load PyTorch: no torch-free query path (%s)", exc)
+        return None
 
 
 def _pooling_of(model: Any) -> str | None:
