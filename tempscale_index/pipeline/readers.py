@@ -122,4 +122,5 @@ def iter_installed_docs(min_chars: int = MIN_DESCRIPTION_CHARS) -> Iterator[Docu
             },
         )
         exclude_file_facts(document)
+        document.excluded_embed_metadata_keys.append("version")  # not content: a release changes no text
         yield document
