@@ -25,6 +25,7 @@ from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
 from tempscale_index.node_metadata import embedded_text
 from tempscale_index.pipeline.readers import ReadReport, SkippedFile, iter_file_documents, list_files
+from tempscale_index.serving.query_encoder import prepare_query_path
 from tempscale_index.store import FaissStore, content_hash
 
 DEFAULT_CHUNK_OVERLAP = 32
@@ -291,6 +292,7 @@ def ingest(
         pipeline.run(documents, total=total, report=report)
     if report.documents_seen == report.empty:
         raise EmptyCorpusError(_no_text_message(source, report))
+    prepare_query_path(embedding)  # the first query then starts as fast as every later one
     return report
 
 

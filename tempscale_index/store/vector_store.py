@@ -34,6 +34,7 @@ from llama_index.core.vector_stores.types import (
 
 from tempscale_index.index_config import PENDING_AUTO, IndexConfig
 from tempscale_index.node_metadata import TAU_KEY, embedded_text
+from tempscale_index.serving.query_encoder import prepare_query_path
 from tempscale_index.store.faiss_store import FaissStore
 from tempscale_index.store.filters import allowed_node_ids, matching_documents
 from tempscale_index.store.node_documents import add_to_document, checked_vectors, remove_from_document
@@ -222,6 +223,8 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         with self._mutex:
             if self._store.writable:
                 self._store.commit()
+                if self._store.config.document_temperature != PENDING_AUTO:
+                    prepare_query_path(self.embed_model)  # the first query after it is as fast as any
 
     def close(self) -> None:
         """Release the index's files and writer lock; changes not persisted are discarded."""
