@@ -223,8 +223,9 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         with self._mutex:
             if self._store.writable:
                 self._store.commit()
-                if self._store.config.document_temperature != PENDING_AUTO:
-                    prepare_query_path(self.embed_model)  # the first query after it is as fast as any
+                if self._embed_model is not None and self._store.config.document_temperature != PENDING_AUTO:
+                    prepare_query_path(self._embed_model)  # the first query after it is as fast as any (a
+                    # store given vectors alone loads no model for it)
 
     def close(self) -> None:
         """Release the index's files and writer lock; changes not persisted are discarded."""
