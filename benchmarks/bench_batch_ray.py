@@ -19,9 +19,8 @@ import ray
 
 from tempscale_index import TempScaleEmbedding
 from tempscale_index.batch import FaissShardSink, run_batch_job
-from tempscale_index.index_config import IndexConfig
 
-DEFAULT_QMSUM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "qmsum" / "test"
+DEFAULT_QMSUM = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "qmsum" / "test"  # shipped
 
 
 def main() -> None:
@@ -32,7 +31,7 @@ def main() -> None:
     parser.add_argument("--documents-per-batch", type=int, default=1)
     args = parser.parse_args()
 
-    config = IndexConfig.from_embedding(TempScaleEmbedding())
+    config = TempScaleEmbedding().index_config()
     ray.init(num_cpus=max(args.workers) + 1, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "meetings.jsonl"

@@ -31,7 +31,7 @@ from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.engine.reference import eager_reference_temperature
 from tempscale_index.models import resolve_model_path
 
-DEFAULT_QMSUM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "qmsum" / "test"
+DEFAULT_QMSUM = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "qmsum" / "test"  # shipped
 
 
 def meeting_texts(qmsum: Path) -> list[str]:

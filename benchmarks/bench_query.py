@@ -104,7 +104,7 @@ def main() -> None:
 
     backends = {backend: TempScaleEmbedding(backend=backend) for backend in ("torch", "onnx")}
     embedding = backends["torch"]
-    config = IndexConfig.from_embedding(embedding)
+    config = embedding.index_config()
     texts = queries(args.queries)
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((args.chunks, embedding.dimension)).astype(np.float32)

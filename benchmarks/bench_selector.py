@@ -28,7 +28,7 @@ from tempscale_index.evaluation.embedded import chunk_dataset
 from tempscale_index.pipeline import ingest
 from tempscale_index.selection import select_document_schedule
 
-DEFAULT_QMSUM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "qmsum" / "test"
+DEFAULT_QMSUM = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "qmsum" / "test"  # shipped
 
 
 def main() -> None:

@@ -18,9 +18,10 @@ from llama_index.core import VectorStoreIndex
 from llama_index.core.schema import BaseNode, Document
 from llama_index.core.vector_stores.types import BasePydanticVectorStore
 
-from tempscale_index.chunking import model_token_splitter, stable_chunk_id
-from tempscale_index.embedding import METADATA_KEYS, TempScaleEmbedding
+from tempscale_index.chunking import chunk_nodes, model_token_splitter
+from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
+from tempscale_index.node_metadata import METADATA_KEYS
 from tempscale_index.store.vector_checks import check_vectors
 
 # Name under which the serialised IndexConfig is stored (collection metadata, property or side-table row).
@@ -93,15 +94,14 @@ class VectorStoreConnector(ABC):
                     "TempScaleEmbedding to create it with"
                 )
             if not embedding.auto_pending:
-                self._vector_store = self._create_collection(IndexConfig.from_embedding(embedding))
+                self._vector_store = self._create_collection(embedding.index_config())
         else:
             if embedding is None:
                 embedding = TempScaleEmbedding.from_index_config(
                     stored, trust_callable_schedules=trust_callable_schedules
                 )
             else:  # a collection never re-decides
-                embedding.adopt_document_schedule(stored.document_temperature, trust_callable_schedules)
-                stored.ensure_matches(IndexConfig.from_embedding(embedding), where=self.describe())
+                embedding.match_index(stored, where=self.describe(), trust_callable_schedules=trust_callable_schedules)
             self._vector_store = self._open_collection(stored)
         self._embedding = embedding
         return embedding
@@ -152,8 +152,7 @@ class VectorStoreConnector(ABC):
         """Chunk ``documents`` in the model's tokens, embed each chunk at its document τ, and replace whatever
         the collection held for those document ids with the new chunks."""
         splitter = model_token_splitter(self.embedding, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
-        splitter.id_func = stable_chunk_id
-        nodes = splitter(list(documents))
+        nodes = [node for document in documents for node in chunk_nodes(splitter, document)]
         created = self._vector_store is not None or not self.embedding.auto_pending  # else the nodes create it
         for document in documents if created else ():
             self.delete_document(document.doc_id)

@@ -14,10 +14,9 @@ from pathlib import Path
 
 from tempscale_index import TempScaleEmbedding
 from tempscale_index.batch import FaissShardSink, run_batch_job
-from tempscale_index.index_config import IndexConfig
 from tempscale_index.store import FaissStore
 
-DEFAULT_QMSUM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "qmsum" / "test"
+DEFAULT_QMSUM = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "qmsum" / "test"  # shipped
 
 
 def write_jsonl(qmsum_dir: Path, target: Path) -> Path:
@@ -40,7 +39,7 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     source = write_jsonl(args.qmsum_dir, args.out.parent / "qmsum-meetings.jsonl")
-    config = IndexConfig.from_embedding(TempScaleEmbedding())  # workers rebuild exactly this embedding
+    config = TempScaleEmbedding().index_config()  # workers rebuild exactly this embedding
     report = run_batch_job([source], FaissShardSink(args.out, config), workers=args.workers, address=args.address)
     print(
         f"{report.committed_documents} documents, {report.committed_chunks} chunks committed "

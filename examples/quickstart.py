@@ -15,7 +15,7 @@ from importlib import metadata
 
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 
-from tempscale_index import LogLinearSchedule, TempScaleEmbedding, TempScaleFaissVectorStore
+from tempscale_index import TempScaleEmbedding, TempScaleFaissVectorStore
 from tempscale_index.chunking import model_token_splitter
 
 PACKAGES = ["faiss-cpu", "llama-index-core", "sentence-transformers", "transformers", "typer", "tqdm"]
@@ -32,11 +32,7 @@ def package_documents() -> list[Document]:
 
 def build(index_dir: str) -> None:
     """Embed the documents into a new index at ``index_dir`` and commit it."""
-    embed_model = TempScaleEmbedding(
-        # documents: τ = 1 for short chunks, down to 0.9 for full 256-token chunks; queries: τ = 1
-        document_temperature=LogLinearSchedule(short_tokens=64, short_tau=1.0, long_tokens=256, long_tau=0.9),
-        query_temperature=1.0,
-    )
+    embed_model = TempScaleEmbedding()  # bundled all-MiniLM-L6-v2, offline; document τ "auto", query τ 1.0
     vector_store = TempScaleFaissVectorStore.create(index_dir, embed_model=embed_model, index_type="Flat")
     VectorStoreIndex.from_documents(
         package_documents(),

@@ -18,7 +18,7 @@ from tempscale_index.connectors.qdrant import QdrantConnector
 
 from tempscale_index import TempScaleEmbedding
 
-DEFAULT_QMSUM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "qmsum" / "test"
+DEFAULT_QMSUM = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "qmsum" / "test"  # shipped
 
 
 def meetings(folder: Path, limit: int) -> list[Document]:

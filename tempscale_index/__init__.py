@@ -13,6 +13,7 @@ from tempscale_index._lazy import lazy_exports
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs (re-exported lazily below)
     from tempscale_index.embedding import EncodedTexts, TempScaleEmbedding  # noqa: F401
     from tempscale_index.engine import apply_tempscale, temperature  # noqa: F401
+    from tempscale_index.pipeline.retriever import TempScaleRetriever  # noqa: F401
     from tempscale_index.schedules import (  # noqa: F401
         CallableSchedule,
         ConstantSchedule,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs (re-exp
         Schedule,
         as_schedule,
     )
+    from tempscale_index.store.vector_store import TempScaleFaissVectorStore  # noqa: F401
 
 _EXPORTS = {
     "CallableSchedule": ".schedules",
@@ -31,6 +33,7 @@ _EXPORTS = {
     "Schedule": ".schedules",
     "TempScaleEmbedding": ".embedding",
     "TempScaleFaissVectorStore": ".store.vector_store",
+    "TempScaleRetriever": ".pipeline.retriever",
     "apply_tempscale": ".engine",
     "as_schedule": ".schedules",
     "temperature": ".engine",

@@ -11,9 +11,10 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.core.schema import BaseNode
 
-from tempscale_index.index_config import PENDING_AUTO
+from tempscale_index.index_config import PENDING_AUTO, IndexConfig
+from tempscale_index.node_metadata import embedded_text
 from tempscale_index.schedules import ScheduleLike, as_schedule, refuse_untrusted
 
 if TYPE_CHECKING:
@@ -67,6 +68,19 @@ class AutoDocumentSchedule:
                 self._selection, self._auto_resolved = selection, True
                 self.document_temperature = selection.schedule
 
+    def match_index(
+        self,
+        config: IndexConfig,
+        where: str = "this index",
+        *,
+        pending_ok: bool = False,
+        trust_callable_schedules: bool = False,
+    ) -> None:
+        """Use an existing index as recorded: adopt its document schedule (an index never re-decides 'auto'),
+        then refuse any other difference (``IndexConfigMismatchError``). ``pending_ok`` as in ``index_config``."""
+        self.adopt_document_schedule(config.document_temperature, trust_callable_schedules)
+        config.ensure_matches(self.index_config(pending_ok=pending_ok), where=where)  # type: ignore[attr-defined]
+
     def adopt_document_schedule(self, schedule: ScheduleLike, trust_callable_schedules: bool = False) -> None:
         """Take an existing index's recorded schedule instead of deciding again (a pending 'auto' only; a store
         whose own schedule is still pending, ``PENDING_AUTO``, leaves it pending). The schedule was read from
@@ -85,5 +99,5 @@ def texts_and_groups(items: Sequence[str] | Sequence[BaseNode]) -> tuple[list[st
     if all(isinstance(item, str) for item in items):
         return list(items), None
     nodes: Sequence[BaseNode] = items  # type: ignore[assignment]
-    texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+    texts = [embedded_text(node) for node in nodes]
     return texts, [node.ref_doc_id or node.node_id for node in nodes]

@@ -21,7 +21,10 @@ from llama_index.core import Document
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.node_parser.node_utils import build_nodes_from_splits
 from llama_index.core.node_parser.text.sentence import _Split
+from llama_index.core.node_parser.text.token import DEFAULT_METADATA_FORMAT_LEN
 from llama_index.core.schema import BaseNode, MetadataMode, TextNode
+
+from tempscale_index.node_metadata import TEXT_VIEW, embedded_text
 
 if TYPE_CHECKING:
     from tempscale_index.embedding import TempScaleEmbedding
@@ -85,20 +88,22 @@ def stable_chunk_id(position: int, document: BaseNode) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tempscale-index:{document.node_id}:{document.hash}:{position}"))
 
 
-def chunk_spans(splitter: SentenceSplitter, text: str) -> list[tuple[int, int]]:
+def chunk_spans(splitter: SentenceSplitter, text: str, chunk_size: int | None = None) -> list[tuple[int, int]]:
     """``[start, end)`` of each chunk of ``text``: ``splitter``'s own split and merge, with exact offsets.
 
     ``SentenceSplitter`` returns chunk strings only, and finding them again in the text (as LlamaIndex does)
     picks the wrong place when text repeats. Instead each split's place is taken as it is cut (splits come in
     order and tile the text, up to whitespace), and the splits are merged as one marker character each, so that
-    every merged chunk names the splits it is made of.
+    every merged chunk names the splits it is made of. ``chunk_size`` (default the splitter's) leaves room for the
+    metadata embedded with each chunk.
     """
     if not text.strip():
         return []
+    chunk_size = splitter.chunk_size if chunk_size is None else chunk_size
     bounds: list[tuple[int, int]] = []
     markers: list[_Split] = []
     cursor = 0
-    for position, split in enumerate(splitter._split(text, splitter.chunk_size)):
+    for position, split in enumerate(splitter._split(text, chunk_size)):
         start = text.find(split.text, cursor)
         if start < 0 or text[cursor:start].strip():  # only whitespace may lie between two splits
             raise RuntimeError(f"SentenceSplitter dropped text before the split {split.text[:40]!r}")
@@ -108,7 +113,7 @@ def chunk_spans(splitter: SentenceSplitter, text: str) -> list[tuple[int, int]]:
         markers.append(_Split(chr(_MARKER_BASE + position), is_sentence=split.is_sentence, token_size=split.token_size))
         cursor = start + len(split.text)
     spans = []
-    for merged in splitter._merge(markers, splitter.chunk_size):
+    for merged in splitter._merge(markers, chunk_size):
         start, end = bounds[ord(merged[0]) - _MARKER_BASE][0], bounds[ord(merged[-1]) - _MARKER_BASE][1]
         content = text[start:end]
         if content.strip():
@@ -116,25 +121,36 @@ def chunk_spans(splitter: SentenceSplitter, text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def chunk_text(splitter: SentenceSplitter, doc_id: str, text: str, first_position: int = 0) -> list[Chunk]:
+def chunk_text(
+    splitter: SentenceSplitter, doc_id: str, text: str, first_position: int = 0, chunk_size: int | None = None
+) -> list[Chunk]:
     """The chunks of one document's text, with ids stable across runs and entry points.
 
-    ``first_position`` numbers the chunks of a document given in parts (pages) on from the previous part's.
+    ``first_position`` numbers the chunks of a document given in parts (pages) on from the previous part's;
+    ``chunk_size`` as in :func:`chunk_spans`.
     """
     source = Document(id_=doc_id, text=text)  # the id depends on the text alone, not on metadata
     return [
         Chunk(stable_chunk_id(position, source), doc_id, start, end, text[start:end])
-        for position, (start, end) in enumerate(chunk_spans(splitter, text), first_position)
+        for position, (start, end) in enumerate(chunk_spans(splitter, text, chunk_size), first_position)
     ]
 
 
 def chunk_nodes(splitter: SentenceSplitter, document: Document, first_position: int = 0) -> list[TextNode]:
     """:func:`chunk_text` of a LlamaIndex document, as nodes that carry its metadata and a link to it.
 
-    The text alone is split: ``SentenceSplitter.get_nodes_from_documents`` would take the metadata's length off
-    every chunk's budget, although chunks are embedded as text alone (:func:`embed_chunk_nodes`).
+    Chunks are embedded with the metadata their text view shows (:data:`TEXT_VIEW`), so its length comes off each
+    chunk's budget, as ``SentenceSplitter`` does (the embedded text still fits the window); the text alone is cut.
     """
-    chunks = chunk_text(splitter, document.doc_id, document.get_content(MetadataMode.NONE), first_position)
+    overhead = _metadata_tokens(splitter, document.get_metadata_str(MetadataMode(TEXT_VIEW)))
+    if overhead >= splitter.chunk_size:
+        raise ValueError(
+            f"the metadata embedded with each chunk of {document.doc_id} takes {overhead} tokens, not less than "
+            f"chunk_size={splitter.chunk_size}: exclude keys from embedding (excluded_embed_metadata_keys) or "
+            "use larger chunks"
+        )
+    text = document.get_content(MetadataMode.NONE)
+    chunks = chunk_text(splitter, document.doc_id, text, first_position, splitter.chunk_size - overhead)
     nodes = build_nodes_from_splits(
         [chunk.text for chunk in chunks], document, id_func=lambda position, _: chunks[position].chunk_id
     )
@@ -144,12 +160,17 @@ def chunk_nodes(splitter: SentenceSplitter, document: Document, first_position: 
     return nodes
 
 
+def _metadata_tokens(splitter: SentenceSplitter, metadata: str) -> int:
+    """Tokens the metadata adds to an embedded chunk (LlamaIndex's count: the string and its separator)."""
+    return len(splitter._tokenizer(metadata)) + DEFAULT_METADATA_FORMAT_LEN if metadata.strip() else 0
+
+
 def embed_chunk_nodes(embedding: TempScaleEmbedding, nodes: Sequence[BaseNode]) -> np.ndarray:
-    """Vectors of the nodes' text alone (what their budget was counted on) at the document τ, one row per node;
-    each node's τ and token count are recorded in its metadata."""
+    """Vectors of the nodes as every entry point embeds them (:func:`embedded_text`) at the document τ, one row
+    per node; each node's τ and token count are recorded in its metadata."""
     if not nodes:
         return np.zeros((0, embedding.dimension), dtype=np.float32)
-    encoded = embedding.encode([node.get_content(MetadataMode.NONE) for node in nodes], "document")
+    encoded = embedding.encode([embedded_text(node) for node in nodes], "document")
     for node, tau, count in zip(nodes, encoded.taus, encoded.token_counts):
         embedding.record_tau(node, tau, count)
     return encoded.embeddings

@@ -35,8 +35,9 @@ from tempscale_index.auto_schedule import AUTO, AutoDocumentSchedule, texts_and_
 from tempscale_index.engine import apply_tempscale, temperature
 from tempscale_index.engine.onnx_backend import OnnxBackendError, OnnxEncoder
 from tempscale_index.engine.precision import Precision
-from tempscale_index.index_config import SCHEDULE_FIELDS, IndexConfig
+from tempscale_index.index_config import PENDING_AUTO, SCHEDULE_FIELDS, IndexConfig
 from tempscale_index.models import DEFAULT_MODEL, load_sentence_transformer, weights_fingerprint
+from tempscale_index.node_metadata import METADATA_KEYS, MODEL_KEY, TAU_KEY, TOKENS_KEY
 from tempscale_index.schedules import (
     DEFAULT_QUERY_SCHEDULE,
     Schedule,
@@ -50,8 +51,6 @@ if TYPE_CHECKING:
 
 Kind = Literal["query", "document"]
 Backend = Literal["torch", "onnx"]
-TAU_KEY, TOKENS_KEY, MODEL_KEY = "tempscale_tau", "tempscale_tokens", "tempscale_model"
-METADATA_KEYS = (TAU_KEY, TOKENS_KEY, MODEL_KEY)
 MAX_DEFAULT_CPU_WORKERS = 4  # measured on 2 cores only; more workers hold more batches' activations at once
 
 dispatcher = get_dispatcher(__name__)
@@ -170,8 +169,31 @@ class TempScaleEmbedding(AutoDocumentSchedule, BaseEmbedding):
             refuse_untrusted(getattr(config, field), f"the index's {field}", trust_callable_schedules)
         recorded = config.model_dump(exclude={"weights_sha256", "dimension", "document_temperature_selection"})
         embedding = cls(**{**recorded, **overrides})
-        config.ensure_matches(IndexConfig.from_embedding(embedding))
+        config.ensure_matches(embedding.index_config())
         return embedding
+
+    def index_config(self, *, pending_ok: bool = False) -> IndexConfig:
+        """What an index built with this embedding records. ``pending_ok``: an unresolved 'auto' is recorded as
+        ``PENDING_AUTO`` (a new store, before its first nodes); otherwise it raises."""
+        if self.auto_pending and not pending_ok:
+            raise ValueError(
+                "the embedding's document_temperature is 'auto' and not resolved yet: call "
+                "embedding.calibrate(texts) with a sample of the corpus (or embed documents) before recording it"
+            )
+        selection = self.selection
+        return IndexConfig(
+            model_name=self.model_name,
+            weights_sha256=self.weights_sha256,
+            dimension=self.dimension,
+            max_length=int(self.max_length),
+            normalize=self.normalize,
+            query_instruction=self.instruction_for("query"),
+            text_instruction=self.instruction_for("document"),
+            document_temperature=PENDING_AUTO if self.auto_pending else self.document_temperature.to_dict(),
+            query_temperature=self.query_temperature.to_dict(),
+            precision=self.precision,
+            document_temperature_selection=None if selection is None else selection.to_dict(),
+        )
 
     # -- what the model is -------------------------------------------------------------------------
 

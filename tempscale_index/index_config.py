@@ -2,21 +2,19 @@
 
 A query embedded with another model, another query τ or another instruction than the index expects degrades
 results silently, so every store (FAISS directory, vector database collection) saves this next to its vectors
-and checks it before answering. Plain data: reading a manifest loads no model and no torch; the embedding an
-index asks for comes from ``TempScaleEmbedding.from_index_config``.
+and checks it before answering. Plain data that the embedding produces (``TempScaleEmbedding.index_config()``)
+and knows nothing of it: reading a manifest loads no model and no torch; the embedding an index asks for comes
+from ``TempScaleEmbedding.from_index_config``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tempscale_index.engine.precision import Precision
-
-if TYPE_CHECKING:
-    from tempscale_index.embedding import TempScaleEmbedding
 
 SCHEDULE_FIELDS = ("document_temperature", "query_temperature")
 PENDING_AUTO: dict[str, Any] = {"kind": "auto"}  # a new store's document τ until its first nodes decide it
@@ -70,30 +68,6 @@ class IndexConfig(BaseModel):
     document_temperature_selection: dict[str, Any] | None = Field(
         default=None, description="When document_temperature was 'auto': the Selection (schedule, reason, evidence)."
     )
-
-    @classmethod
-    def from_embedding(cls, embedding: TempScaleEmbedding, *, pending_ok: bool = False) -> IndexConfig:
-        """``pending_ok``: an unresolved 'auto' is recorded as ``PENDING_AUTO`` (a new store, before its first
-        nodes); otherwise it raises."""
-        if embedding.auto_pending and not pending_ok:
-            raise ValueError(
-                "the embedding's document_temperature is 'auto' and not resolved yet: call "
-                "embedding.calibrate(texts) with a sample of the corpus (or embed documents) before recording it"
-            )
-        selection = embedding.selection
-        return cls(
-            model_name=embedding.model_name,
-            weights_sha256=embedding.weights_sha256,
-            dimension=embedding.dimension,
-            max_length=int(embedding.max_length),
-            normalize=embedding.normalize,
-            query_instruction=embedding.instruction_for("query"),
-            text_instruction=embedding.instruction_for("document"),
-            document_temperature=PENDING_AUTO if embedding.auto_pending else embedding.document_temperature.to_dict(),
-            query_temperature=embedding.query_temperature.to_dict(),
-            precision=embedding.precision,
-            document_temperature_selection=None if selection is None else selection.to_dict(),
-        )
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> IndexConfig:

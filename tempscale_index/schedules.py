@@ -7,8 +7,8 @@ it can live in node metadata, index manifests and config files.
 
 τ is documented in (0, 1]: below 1 sharpens attention, which is TempScale's point. τ > 1 flattens it instead; it
 is still accepted, because sweeps and ablations need the other side of τ = 1 to show where the optimum lies and a
-calibrated schedule may rise above 1 for short texts, but the first τ > 1 of a process logs one warning so that a
-typo (``8`` for ``0.8``) does not pass silently.
+calibrated schedule may rise above 1 for short texts, but the first τ > 1 of each argument (each option, field or
+schedule) logs one warning so that a typo (``8`` for ``0.8``) does not pass silently.
 
 A callable schedule names code to import (``"pkg.module:function"``). Code the caller writes may use it freely;
 one read from disk (``stored_schedule``) is refused unless the caller opts in with ``trust_callable_schedules``.
@@ -28,26 +28,25 @@ from typing import Any, ClassVar
 import numpy as np
 
 logger = logging.getLogger(__name__)
-_warned_tau_above_one = False
+_warned_tau_above_one: set[str] = set()  # the arguments already warned about
 
 # Lengths probed when checking monotonicity: every length a transformer encoder realistically sees.
 _PROBE_LENGTHS = np.unique(np.round(np.geomspace(1, 32768, 256)).astype(int))
 
 
-def validate_tau(value: Any, name: str = "temperature") -> float:
+def validate_tau(value: Any, name: str = "temperature", argument: str | None = None) -> float:
     """Return ``value`` as a float τ in (0, ∞), or raise naming the argument; τ > 1 is allowed but warned about
-    once per process (see the module docstring)."""
-    global _warned_tau_above_one
+    once per ``argument`` (default ``name``; see the module docstring)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise TypeError(f"{name} must be a positive finite float, got {type(value).__name__}: {value!r}")
     tau = float(value)
     if not math.isfinite(tau) or tau <= 0.0:
         raise ValueError(f"{name} must be a positive finite float, got {tau!r}")
-    if tau > 1.0 and not _warned_tau_above_one:
-        _warned_tau_above_one = True
+    if tau > 1.0 and (argument or name) not in _warned_tau_above_one:
+        _warned_tau_above_one.add(argument or name)
         logger.warning(
             "%s = %g is above 1: attention is flattened, not sharpened as TempScale intends (τ in (0, 1]); "
-            "kept because sweeps and calibrated schedules may use it (warned once)",
+            "kept because sweeps and calibrated schedules may use it (warned once for this argument)",
             name,
             tau,
         )
@@ -74,7 +73,7 @@ class Schedule(ABC):
 
     def taus(self, token_counts: Sequence[int]) -> list[float]:
         """τ for many texts, validated (a user callable may return anything)."""
-        return [validate_tau(self.tau(int(n)), f"{self!r} at {int(n)} tokens") for n in token_counts]
+        return [validate_tau(self.tau(int(n)), f"{self!r} at {int(n)} tokens", repr(self)) for n in token_counts]
 
     def is_non_increasing(self) -> bool:
         values = np.asarray(self.taus(_PROBE_LENGTHS))

@@ -12,6 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # exported ONNX graphs go to a cache of this test run, not the user's ~/.cache
 os.environ.setdefault("TEMPSCALE_INDEX_CACHE", tempfile.mkdtemp(prefix="tempscale-test-cache-"))
+# ingest and persist leave the ONNX export (tens of seconds) to the first query, as before; the tests of the
+# prepared query path (test_fast_query.py) turn it back on
+os.environ.setdefault("TEMPSCALE_INDEX_QUERY_PATH", "lazy")
 
 # Four real QMSum test meetings (MIT), so that every test runs on a clean clone (tests/fixtures/qmsum/README.md).
 QMSUM_DIR = Path(__file__).resolve().parent / "fixtures" / "qmsum" / "test"

@@ -18,8 +18,9 @@ from llama_index.core import Document, StorageContext, VectorStoreIndex
 
 from tempscale_index import selection as selection_module
 from tempscale_index.chunking import model_token_splitter
-from tempscale_index.embedding import AUTO, TAU_KEY, TOKENS_KEY, TempScaleEmbedding
+from tempscale_index.embedding import AUTO, TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
+from tempscale_index.node_metadata import TAU_KEY, TOKENS_KEY
 from tempscale_index.pipeline.ingest import ingest
 from tempscale_index.schedules import PiecewiseSchedule, Schedule
 from tempscale_index.store import FaissStore
@@ -87,7 +88,7 @@ def test_a_transformation_call_decides_once_from_its_nodes_grouped_by_document(s
     assert set(selector.calls[0]) == {doc.doc_id for doc in docs[: len(set(selector.calls[0]))]}
     assert embedding.auto_resolved and embedding.selection.schedule == CHOSEN
     assert embedding.model_dump()["document_temperature"] == CHOSEN.to_dict()
-    assert IndexConfig.from_embedding(embedding).document_temperature_selection["reason"]
+    assert embedding.index_config().document_temperature_selection["reason"]
     _assert_recorded(nodes, CHOSEN)
 
 
@@ -98,7 +99,7 @@ def test_text_batches_decide_once_and_queries_never_need_it(selector, docs):
     with pytest.raises(RuntimeError, match="calibrate"):
         embedding.schedule_for("document")
     with pytest.raises(ValueError, match="calibrate"):
-        IndexConfig.from_embedding(embedding)
+        embedding.index_config()
     texts = [doc.text[:800] for doc in docs]
     first = embedding.get_text_embedding_batch(texts)
     embedding.get_text_embedding_batch(texts[:1])
@@ -200,7 +201,7 @@ def test_the_ray_job_decides_once_on_the_driver_and_workers_embed_with_it(select
     try:
         calibrate_on_driver(embedding, [source], chunk_size=128)
         assert len(selector.calls) == 1 and set(selector.calls[0]) <= {doc.doc_id for doc in docs}
-        sink = FaissShardSink(tmp_path / "index", IndexConfig.from_embedding(embedding))
+        sink = FaissShardSink(tmp_path / "index", embedding.index_config())
         run_batch_job([source], sink, workers=1, chunk_size=128, show_progress=False)
     finally:
         ray.shutdown()

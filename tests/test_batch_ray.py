@@ -26,9 +26,8 @@ from llama_index.core import Document  # noqa: E402
 
 from tempscale_index.batch import ConnectorSink, FaissShardSink, run_batch_job  # noqa: E402
 from tempscale_index.batch.sinks import shard_dir_for  # noqa: E402
-from tempscale_index.chunking import chunk_text, model_token_splitter  # noqa: E402
-from tempscale_index.embedding import TAU_KEY  # noqa: E402
-from tempscale_index.index_config import IndexConfig  # noqa: E402
+from tempscale_index.chunking import chunk_nodes, model_token_splitter  # noqa: E402
+from tempscale_index.node_metadata import TAU_KEY, exclude_file_facts  # noqa: E402
 from tempscale_index.pipeline import ingest  # noqa: E402
 from tempscale_index.store import FaissStore  # noqa: E402
 
@@ -65,9 +64,22 @@ def _write_jsonl(path: Path, pairs: list[tuple[str, str]]) -> Path:
     return path
 
 
-def _expected_chunk_ids(embedding, pairs: list[tuple[str, str]]) -> set[str]:
+def _as_read(source: Path, pairs: list[tuple[str, str]], series: bool = True) -> list[Document]:
+    """The documents the job reads from ``source`` (its records' fields and the file as metadata), so that the
+    pipeline gets what the job embeds: one text view, metadata included."""
+    documents = []
+    for doc_id, text in pairs:
+        metadata = {"file_path": str(source.resolve()), "file_name": source.name}
+        metadata.update({"series": doc_id[:2]} if series else {})
+        document = Document(id_=doc_id, text=text, metadata=dict(sorted(metadata.items())))
+        exclude_file_facts(document)
+        documents.append(document)
+    return documents
+
+
+def _expected_chunk_ids(embedding, documents: list[Document]) -> list[str]:
     splitter = model_token_splitter(embedding, chunk_size=CHUNK_SIZE)
-    return {chunk.chunk_id for doc_id, text in pairs for chunk in chunk_text(splitter, doc_id, text)}
+    return [node.node_id for document in documents for node in chunk_nodes(splitter, document)]
 
 
 def _faiss_chunk_ids(index_dir: Path) -> list[str]:
@@ -88,7 +100,7 @@ def test_rerun_commits_only_new_documents_and_counts_unreadable(local_ray, minil
     _write_jsonl(inputs / "first.jsonl", meetings[:2])
     (inputs / "notes.txt").write_text(meetings[2][1])
     (inputs / "broken.txt").write_bytes(b"\xff\xfe not utf-8")
-    sink = FaissShardSink(tmp_path / "index", IndexConfig.from_embedding(minilm))
+    sink = FaissShardSink(tmp_path / "index", minilm.index_config())
 
     first = run_batch_job([inputs], sink, chunk_size=CHUNK_SIZE, commit_every=4, show_progress=False)
     assert first.committed_documents == 3
@@ -99,8 +111,13 @@ def test_rerun_commits_only_new_documents_and_counts_unreadable(local_ray, minil
     second = run_batch_job([inputs], sink, chunk_size=CHUNK_SIZE, commit_every=4, show_progress=False)
     assert second.committed_documents == 1 and second.already_committed == 3
 
-    notes = (str((inputs / "notes.txt").resolve()), meetings[2][1])
-    expected = _expected_chunk_ids(minilm, [*meetings[:2], notes, meetings[3]])
+    notes = _as_read(inputs / "notes.txt", [(str((inputs / "notes.txt").resolve()), meetings[2][1])], series=False)
+    read = [
+        *_as_read(inputs / "first.jsonl", meetings[:2]),
+        *notes,
+        *_as_read(inputs / "more.parquet", meetings[3:], False),
+    ]
+    expected = _expected_chunk_ids(minilm, read)
     stored = _faiss_chunk_ids(tmp_path / "index")
     assert Counter(stored) == Counter(expected)  # every chunk, once
 
@@ -119,14 +136,13 @@ def _stored_chunks(index_dir: Path) -> dict[str, tuple[str, int, int, str, np.nd
 
 
 def test_batch_job_and_pipeline_give_the_same_chunks_and_vectors(local_ray, minilm, qmsum_dir, tmp_path):
-    """One corpus through ``ingest`` and through the Ray job: same chunk ids, offsets, texts and vectors (the
-    metadata the job reads from the JSONL rows changes none of them)."""
+    """One corpus through ``ingest`` and through the Ray job: same chunk ids, offsets, texts and vectors (given
+    the metadata the job reads from the JSONL rows, which both embed with the text)."""
     meetings = _meetings(qmsum_dir, 3, 2500)
     source = _write_jsonl(tmp_path / "meetings.jsonl", meetings)
-    sink = FaissShardSink(tmp_path / "batch", IndexConfig.from_embedding(minilm))
+    sink = FaissShardSink(tmp_path / "batch", minilm.index_config())
     run_batch_job([source], sink, chunk_size=CHUNK_SIZE, show_progress=False)
-    ingest([Document(id_=doc_id, text=text) for doc_id, text in meetings], tmp_path / "pipeline", minilm,
-           chunk_size=CHUNK_SIZE)  # fmt: skip
+    ingest(_as_read(source, meetings), tmp_path / "pipeline", minilm, chunk_size=CHUNK_SIZE)
     batch, pipeline = _stored_chunks(tmp_path / "batch"), _stored_chunks(tmp_path / "pipeline")
     assert len(pipeline) > 3 * len(meetings)
     assert set(batch) == set(pipeline)
@@ -183,7 +199,7 @@ def test_killed_worker_loses_and_duplicates_nothing(local_ray, minilm, qmsum_dir
     assert killed.is_set(), "the job ended before a worker could be killed; make it longer"
     assert report.committed_documents == len(meetings)
     rows = connector.vector_store.table.to_arrow().column("id").to_pylist()
-    assert Counter(rows) == Counter(_expected_chunk_ids(minilm, meetings))
+    assert Counter(rows) == Counter(_expected_chunk_ids(minilm, _as_read(source, meetings)))
     connector.close()
 
 
@@ -206,14 +222,14 @@ def test_killed_driver_rerun_loses_and_duplicates_nothing(local_ray, minilm, qms
     assert driver.poll() is None, "the driver finished before it could be killed"
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started: a crash, no cleanup
     driver.wait()
-    committed_before = len(FaissShardSink(index_dir, IndexConfig.from_embedding(minilm)).committed())
+    committed_before = len(FaissShardSink(index_dir, minilm.index_config()).committed())
     assert 0 < committed_before < len(meetings)
 
-    sink = FaissShardSink(index_dir, IndexConfig.from_embedding(minilm))
+    sink = FaissShardSink(index_dir, minilm.index_config())
     report = run_batch_job([source], sink, chunk_size=CHUNK_SIZE, show_progress=False)
     assert report.already_committed == committed_before
     assert report.committed_documents == len(meetings) - committed_before
-    assert Counter(_faiss_chunk_ids(index_dir)) == Counter(_expected_chunk_ids(minilm, meetings))
+    assert Counter(_faiss_chunk_ids(index_dir)) == Counter(_expected_chunk_ids(minilm, _as_read(source, meetings)))
 
 
 def test_batch_job_and_pipeline_agree_on_what_a_file_is(tmp_path):
@@ -233,3 +249,56 @@ def test_batch_job_and_pipeline_agree_on_what_a_file_is(tmp_path):
     (touched,) = iter_file_documents([file])
     assert content_hash(touched.doc_id, [touched.text]) == row["content_hash"]
     assert content_hash(document.doc_id, [document.text + " "]) != row["content_hash"]
+
+
+def test_one_text_view_pipeline_store_connector_and_ray_job_embed_a_chunk_alike(local_ray, minilm, qmsum_dir, tmp_path):
+    """A chunk is embedded as LlamaIndex's ``MetadataMode.EMBED`` shows it (its text after the metadata not
+    excluded from embedding) by every entry point, and the indexes record that text view."""
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from tempscale_index.connectors.qdrant import QdrantConnector
+
+    from tempscale_index.chunking import chunk_nodes
+    from tempscale_index.node_metadata import METADATA_KEYS, TEXT_VIEW, embedded_text, exclude_file_facts
+    from tempscale_index.store.vector_store import TempScaleFaissVectorStore
+
+    ((doc_id, text),) = _meetings(qmsum_dir, 1, 2500)
+    source = tmp_path / "meetings.jsonl"
+    source.write_text(json.dumps({"id": doc_id, "text": text, "topic": "the remote control design"}) + "\n")
+    run_batch_job([source], FaissShardSink(tmp_path / "ray", minilm.index_config()), chunk_size=CHUNK_SIZE,
+                  show_progress=False)  # fmt: skip
+    ray_chunks = _stored_chunks(tmp_path / "ray")
+    ray_store = FaissStore.open(tmp_path / "ray")  # the document metadata the job read from the row
+    (record,) = ray_store.documents.values()
+    (first,) = ray_store.get_nodes([record.node_ids[0]])
+    ray_store.close()
+    metadata = {key: value for key, value in first.metadata.items() if key not in METADATA_KEYS}
+    document = Document(id_=doc_id, text=text, metadata=metadata)
+    exclude_file_facts(document)  # as the readers do for files, and the Ray job for its rows
+    assert "topic: the remote control design" in embedded_text(
+        chunk_nodes(model_token_splitter(minilm, CHUNK_SIZE), document)[0]
+    )
+
+    ingest([document], tmp_path / "pipeline", minilm, chunk_size=CHUNK_SIZE)
+    splitter = model_token_splitter(minilm, chunk_size=CHUNK_SIZE)
+    store = TempScaleFaissVectorStore.create(tmp_path / "store", embed_model=minilm)
+    VectorStoreIndex(chunk_nodes(splitter, document), storage_context=StorageContext.from_defaults(vector_store=store),
+                     embed_model=minilm)  # fmt: skip
+    store.persist()
+    store.close()
+    connector_nodes = chunk_nodes(splitter, document)
+    connector = QdrantConnector("text-view", path=str(tmp_path / "qdrant"))
+    connector.attach(minilm)
+    connector.add_nodes(connector_nodes)
+    connector.close()
+
+    pipeline = _stored_chunks(tmp_path / "pipeline")
+    assert len(pipeline) > 3 and set(pipeline) == set(ray_chunks) == set(_stored_chunks(tmp_path / "store"))
+    for others in (
+        ray_chunks,
+        _stored_chunks(tmp_path / "store"),
+        {n.node_id: (n.embedding,) for n in connector_nodes},
+    ):
+        for node_id, (*_, vector) in pipeline.items():
+            np.testing.assert_allclose(others[node_id][-1], vector, atol=1e-5)
+    for folder in ("pipeline", "store", "ray"):
+        assert FaissStore.read_manifest(tmp_path / folder)["text_view"] == TEXT_VIEW == "embed"

@@ -58,9 +58,14 @@ def test_supervised_choice_is_the_best_cell_only_when_it_significantly_beats_tau
     assert comparison.mean_diff > 0 and 0.05 < comparison.p_value < 0.5  # what makes the two choices differ
     assert strict.document_temperature == ConstantSchedule(1.0)  # better, not significantly: keep τ = 1
     assert strict.evidence["chosen_cell"] == {"document": "1.0", "query": "1.0"}
+    assert (
+        strict.evidence["reason"].startswith("kept τ = 1: the best cell (document τ 0.8")
+        and "p = " in strict.evidence["reason"]
+    )
     loose, _ = calibrate_supervised(cloze_evaluator, documents, queries, alpha=0.5)
     assert loose.document_temperature == ConstantSchedule(0.8)
     assert loose.evidence["chosen_cell"] == {"document": "0.8", "query": "1.0"}
+    assert loose.evidence["reason"].startswith("document τ 0.8, query τ 1.0 beats τ = 1 on nDCG@10")
 
 
 def test_config_file_is_what_the_embedding_accepts(summaries, minilm, tmp_path):
@@ -116,3 +121,4 @@ def test_calibrate_command_writes_config_and_report(small_qmsum_dir, tmp_path, m
     assert saved["method"] == "supervised" and saved["config"] == config
     assert (output / "sweep-dev.png").stat().st_size > 0
     assert "Reproduce with" in (output / "calibration.md").read_text()
+    assert f"Why: {saved['evidence']['reason']}" in result.output  # the choice is printed with its reason

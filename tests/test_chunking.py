@@ -18,7 +18,7 @@ from tempscale_index.chunking import chunk_nodes, chunk_text, embed_chunk_nodes,
 from tempscale_index.evaluation.chunk_tables import chunk_dataset, chunk_table
 from tempscale_index.evaluation.datasets import load_qmsum
 from tempscale_index.evaluation.retrieval import build_vector_index
-from tempscale_index.index_config import IndexConfig
+from tempscale_index.node_metadata import embedded_text, exclude_file_facts
 from tempscale_index.pipeline import ingest
 from tempscale_index.store import FaissStore
 
@@ -66,7 +66,9 @@ def test_chunks_are_llamaindex_sentence_splitter_chunks_with_exact_offsets(small
 def test_ids_are_stable_depend_on_the_text_not_the_metadata_and_number_parts_apart(minilm):
     splitter = model_token_splitter(minilm, chunk_size=24, chunk_overlap=0)
     plain = chunk_nodes(splitter, Document(id_="minutes", text=REPEATED))
-    tagged = chunk_nodes(splitter, Document(id_="minutes", text=REPEATED, metadata={"file_name": "a.txt"}))
+    file_document = Document(id_="minutes", text=REPEATED, metadata={"file_name": "a.txt"})
+    exclude_file_facts(file_document)  # a file's name is not embedded (as LlamaIndex's readers set it)
+    tagged = chunk_nodes(splitter, file_document)
     chunks = chunk_text(splitter, "minutes", REPEATED)
     assert [n.node_id for n in plain] == [n.node_id for n in tagged] == [c.chunk_id for c in chunks]
     assert len({n.node_id for n in plain}) == len(plain)
@@ -82,12 +84,11 @@ def test_pipeline_worker_and_evaluators_give_the_same_chunks_and_vectors(small_q
     dataset = load_qmsum(small_qmsum_dir, "questions")
     dataset.corpus = {doc_id: text[:3000] for doc_id, text in dataset.corpus.items()}
     splitter_args = {"chunk_size": 96, "chunk_overlap": 16}
-    documents = [Document(id_=doc_id, text=text, metadata={"series": doc_id[:2]}) for doc_id, text in
-                 dataset.corpus.items()]  # fmt: skip
+    documents = [Document(id_=doc_id, text=text) for doc_id, text in dataset.corpus.items()]  # as the evaluator
     ingest(documents, tmp_path / "index", minilm, **splitter_args)
     pipeline = stored_chunks(tmp_path / "index")
 
-    worker = ChunkEmbedWorker(IndexConfig.from_embedding(minilm).model_dump_json(), **splitter_args)
+    worker = ChunkEmbedWorker(minilm.index_config().model_dump_json(), **splitter_args)
     rows = worker({
         "doc_id": np.array([d.doc_id for d in documents], dtype=object),
         "text": np.array([d.text for d in documents], dtype=object),
@@ -110,8 +111,20 @@ def test_pipeline_worker_and_evaluators_give_the_same_chunks_and_vectors(small_q
 
     by_id = {node.node_id: np.asarray(node.embedding) for node in nodes}
     np.testing.assert_allclose(np.stack([by_id[n["id_"]] for n in worker_nodes]), rows["embedding"], atol=1e-5)
-    tagged = [n for d in documents for n in chunk_nodes(worker.splitter, d)]
-    np.testing.assert_allclose(embed_chunk_nodes(minilm, tagged), rows["embedding"], atol=1e-5)  # text alone
+    again = [n for d in documents for n in chunk_nodes(worker.splitter, d)]
+    np.testing.assert_allclose(embed_chunk_nodes(minilm, again), rows["embedding"], atol=1e-5)
+
+
+def test_embedded_metadata_takes_its_room_from_the_chunk(minilm):
+    """One text view: a chunk is embedded with the metadata ``MetadataMode.EMBED`` shows, so that metadata's
+    tokens come off its budget and the embedded text still fits ``chunk_size``."""
+    splitter = model_token_splitter(minilm, chunk_size=40, chunk_overlap=0)
+    tagged = Document(id_="minutes", text=REPEATED * 3, metadata={"meeting": "product design, kick-off"})
+    nodes = chunk_nodes(splitter, tagged)
+    texts = [embedded_text(node) for node in nodes]
+    assert all(text.startswith("meeting: product design, kick-off\n\n") for text in texts)
+    assert max(len(ids) for ids in minilm.tokenizer(texts, add_special_tokens=False)["input_ids"]) <= 40
+    assert len(nodes) > len(chunk_nodes(splitter, Document(id_="minutes", text=REPEATED * 3)))
 
 
 def test_empty_and_blank_text_gives_no_chunk(minilm):

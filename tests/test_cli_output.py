@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -42,6 +43,8 @@ def test_help_shows_whole_option_names_at_80_columns(command: str) -> None:
     assert option_lines and not any("…" in line for line in option_lines), done.stdout
     if command == "ingest":
         assert "--query-temperature" in done.stdout and "--doc-temperature" in done.stdout
+    # metavars in shell style: no typer internals such as {index} or <list[str]>
+    assert "<list[" not in done.stdout and not re.search(r"\{[a-z_]+\}", done.stdout), done.stdout
 
 
 def test_quiet_ingest_and_json_query_write_only_results(corpus, tmp_path) -> None:
@@ -95,3 +98,23 @@ def test_a_mismatch_names_the_option_and_the_config_file(corpus, tmp_path) -> No
     accepted = runner.invoke(app, ["query", str(index), "templates", "--config", str(config), "--json"])
     assert accepted.exit_code == 0, accepted.output
     assert json.loads(accepted.stdout)["query_tau"] == 0.9
+
+
+def test_a_warning_during_a_progress_bar_gets_its_own_line(monkeypatch) -> None:
+    """diagnose's truncation warning used to land inside the bar's line on a terminal."""
+    import io
+    import logging
+
+    from tqdm.auto import tqdm
+
+    from tempscale_index.cli.output import configure_output
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    configure_output(verbose=False)
+    with tqdm(total=4, desc="Embedding", file=terminal, mininterval=0) as bar:
+        bar.update(2)
+        logging.getLogger("tempscale_index.test").warning("3 of 10 texts were truncated")
+        bar.update(2)
+    before, _, after = terminal.getvalue().partition("warning: 3 of 10 texts were truncated")
+    assert after and before.endswith(("\r", "\n")), repr(before[-80:])

@@ -109,15 +109,18 @@ def test_info_shows_model_schedules_and_counts(index_dir):
     assert info["chunking"] == {"chunk_size": 128, "chunk_overlap": 32} and info["documents"] == 4
 
 
-def test_delete_then_query_no_longer_returns_the_document(corpus, tmp_path):
+def test_delete_then_query_no_longer_returns_the_document(corpus, tmp_path, monkeypatch):
+    """``delete --doc-id`` takes the path as the user typed it at ingest (relative), not only the stored id."""
     index = tmp_path / "index"
-    assert run("ingest", str(corpus), "--index", str(index), "--no-progress").exit_code == 0
+    monkeypatch.chdir(corpus.parent)
+    assert run("ingest", corpus.name, "--index", str(index), "--no-progress").exit_code == 0
     doc_id = str((corpus / "filelock.md").resolve())
-    result = run("delete", str(index), "--doc-id", doc_id)
+    result = run("delete", str(index), "--doc-id", f"{corpus.name}/filelock.md")
     assert result.exit_code == 0 and "deleted 1 document(s)" in result.output
     rows = json.loads(run("query", str(index), "How do I lock a file?", "-k", "10", "--json").stdout)["results"]
     assert rows and all(row["doc_id"] != doc_id for row in rows)
-    assert "no document with id" in error_line(run("delete", str(index), "--doc-id", doc_id))
+    line = error_line(run("delete", str(index), "--doc-id", doc_id))
+    assert "no document with id" in line and f"info {index} --documents" in line
 
 
 def test_config_file_with_schedules_and_index_type(corpus, tmp_path):
@@ -166,6 +169,14 @@ def test_bad_input_exits_non_zero_with_one_line(args, message, tmp_path, corpus,
     assert error_line(result).startswith(message)
 
 
+@pytest.mark.parametrize("tau", ["0", "-1", "nan", "abc", '{"type":"bogus"}'])
+def test_a_bad_document_tau_is_one_error_line(tau, tmp_path, corpus):
+    result = run("ingest", str(corpus), "--index", str(tmp_path / "i"), "--document-tau", tau, "--no-progress")
+    assert result.exit_code == 2, result.output
+    assert error_line(result).startswith("error: --doc-temperature") and "Traceback" not in result.output
+    assert not (tmp_path / "i").exists()
+
+
 def test_console_script_runs_as_a_subprocess(index_dir):
     """The installed entry point, as a user types it."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -184,3 +195,43 @@ def test_console_script_runs_as_a_subprocess(index_dir):
     )
     assert done.returncode == 1 and done.stderr.strip().startswith("error: no index at")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_batch_and_ingest_read_one_config_alike(tmp_path, monkeypatch):
+    """``--config`` is read in one place: chunk_size, chunk_overlap and index_type reach ``batch`` as they reach
+    ``ingest`` (the work itself is replaced by recorders: this is about what each command is asked to do)."""
+    import tempscale_index.batch as batch
+    import tempscale_index.batch.job as job
+    import tempscale_index.cli.batch as batch_cli
+    import tempscale_index.cli.pipeline as pipeline_cli
+    import tempscale_index.pipeline as pipeline
+
+    config = tmp_path / "config.yaml"
+    config.write_text("chunk_size: 100\nchunk_overlap: 10\nindex_type: HNSW32\ndocument_temperature: 1.0\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("some text")
+    seen: dict[str, dict] = {}
+
+    class Stop(Exception):
+        pass
+
+    def record(name):
+        def recorder(*args, **kwargs):
+            seen[name] = kwargs
+            if name in ("batch", "ingest"):
+                raise Stop(name)
+
+        return recorder
+
+    monkeypatch.setattr(batch_cli, "embedding_for", lambda index, settings: type("E", (), {"index_config": dict})())
+    monkeypatch.setattr(pipeline_cli, "embedding_for", lambda index, settings: None)
+    monkeypatch.setattr(job, "calibrate_on_driver", record("calibrate"))
+    monkeypatch.setattr(batch, "FaissShardSink", record("sink"))
+    monkeypatch.setattr(batch, "run_batch_job", record("batch"))
+    monkeypatch.setattr(pipeline, "ingest", record("ingest"))
+    for command in ("batch", "ingest"):
+        result = run(command, str(tmp_path / "docs"), "--index", str(tmp_path / "i"), "--config", str(config))
+        assert f"error: {command}" in result.output, result.output  # stopped by the recorder, as planned
+    assert seen["sink"]["index_factory"] == seen["ingest"]["index_factory"] == "HNSW32"
+    for key, value in (("chunk_size", 100), ("chunk_overlap", 10)):
+        assert seen["batch"][key] == seen["calibrate"][key] == seen["ingest"][key] == value

@@ -17,8 +17,9 @@ from llama_index.core import Document
 from llama_index.core.schema import TextNode
 
 from tempscale_index.chunking import model_token_splitter
-from tempscale_index.embedding import TAU_KEY, TOKENS_KEY, TempScaleEmbedding
-from tempscale_index.index_config import IndexConfig, IndexConfigMismatchError
+from tempscale_index.embedding import TempScaleEmbedding
+from tempscale_index.index_config import IndexConfigMismatchError
+from tempscale_index.node_metadata import TAU_KEY, TOKENS_KEY
 from tests.qmsum_small import SMALL_MEETINGS
 
 TOP_K = 10
@@ -109,7 +110,7 @@ def test_faiss_store_reference_is_exact(corpus, embedding, tmp_path):
     from tempscale_index.store import FaissStore
 
     nodes, vectors, _, queries = corpus
-    store = FaissStore.create(tmp_path / "faiss", IndexConfig.from_embedding(embedding))
+    store = FaissStore.create(tmp_path / "faiss", embedding.index_config())
     for doc_id in dict.fromkeys(node.ref_doc_id for node in nodes):
         rows = [i for i, node in enumerate(nodes) if node.ref_doc_id == doc_id]
         store.add(doc_id, doc_id, [nodes[i] for i in rows], vectors[rows])
@@ -137,7 +138,7 @@ def test_database_returns_faiss_top10_with_tau_and_config(store, corpus, embeddi
     # A later process: no embedding given, the collection's config rebuilds the one it was built with.
     reopened = CONNECTORS[store](tmp_path)
     rebuilt = reopened.attach()
-    assert IndexConfig.from_embedding(rebuilt) == IndexConfig.from_embedding(embedding)
+    assert rebuilt.index_config() == embedding.index_config()
     assert rebuilt.query_temperature.tau(12) == pytest.approx(0.9)
     retriever = reopened.as_index().as_retriever(similarity_top_k=TOP_K)
     for question, query in zip(questions, queries):

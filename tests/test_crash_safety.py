@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tempscale_index.index_config import IndexConfig
 from tempscale_index.pipeline import ingest
 from tempscale_index.store import CorruptIndexError, FaissStore
 from tempscale_index.store.files import CRASH_POINT_ENV
@@ -79,7 +78,7 @@ class Scenario:
                 nodes = store.get_nodes(record.node_ids)
                 self.chunks[doc_id] = [(n.text, store.index.reconstruct(i)) for n, i in zip(nodes, record.node_ids)]
         self.query_vectors = embedding.encode(QUERIES, "query").embeddings
-        self.config = IndexConfig.from_embedding(embedding)
+        self.config = embedding.index_config()
 
     def trial_dir(self, name: str) -> Path:
         target = self.root / name

@@ -16,7 +16,8 @@ from llama_index.core.schema import MetadataMode, TextNode
 from transformers import BertConfig, BertModel, BertTokenizerFast, MPNetConfig, MPNetModel
 
 from tempscale_index.chunking import model_token_splitter
-from tempscale_index.embedding import METADATA_KEYS, TAU_KEY, TOKENS_KEY, TempScaleEmbedding
+from tempscale_index.embedding import TempScaleEmbedding
+from tempscale_index.node_metadata import METADATA_KEYS, TAU_KEY, TOKENS_KEY
 from tempscale_index.schedules import LogLinearSchedule
 
 MIXED = [

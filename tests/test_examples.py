@@ -34,18 +34,24 @@ def _llama_settings_restored() -> Iterator[None]:
         yield
 
 
-def run_quickstart(question: str) -> dict[str, Any]:
+def run_quickstart(question: str, index_dir: Path | None = None) -> dict[str, Any]:
     module = runpy.run_path(str(EXAMPLES / "quickstart.py"))
-    module["main"](question)
+    module["main"](question, None if index_dir is None else str(index_dir))
     return module
 
 
-def test_quickstart_prints_tau_of_retrieved_nodes(capsys: pytest.CaptureFixture[str]) -> None:
-    run_quickstart("What does FAISS do?")
+def test_quickstart_prints_tau_of_retrieved_nodes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """With ``TempScaleEmbedding()`` as in the README: document τ 'auto' (its choice recorded), query τ 1.0."""
+    from tempscale_index.store import FaissStore
+
+    run_quickstart("What does FAISS do?", tmp_path / "index")
     lines = [line for line in capsys.readouterr().out.splitlines() if "τ=" in line]
     assert len(lines) == 3
     taus = [float(line.split("τ=")[1].split()[0]) for line in lines]
-    assert all(0.9 <= tau <= 1.0 for tau in taus)
+    assert all(0.8 <= tau <= 1.0 for tau in taus)
+    config = FaissStore.read_manifest(tmp_path / "index")["config"]
+    assert config["document_temperature_selection"]["reason"]
+    assert config["query_temperature"] == {"type": "constant", "value": 1.0}
 
 
 def test_the_quickstart_leaves_llamaindex_settings_alone() -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from llama_index.core import Document
+from llama_index.core.schema import TextNode
 
 from tempscale_index.embedding import TempScaleEmbedding
-from tempscale_index.index_config import IndexConfig
 from tempscale_index.pipeline import ingest
 from tempscale_index.serving.query_encoder import OnnxQueryEncoder, QueryPathUnavailable, record_query_path
 from tempscale_index.serving.searcher import EmbeddingQueryEncoder, query_encoder_for
@@ -39,7 +40,7 @@ def cache(tmp_path_factory):
 def test_light_vectors_equal_the_embedding_on_onnx_and_torch(tau, cache) -> None:
     on_onnx = TempScaleEmbedding(backend="onnx", document_temperature=1.0, query_temperature=tau, max_length=128)
     assert record_query_path(on_onnx) is not None
-    light = OnnxQueryEncoder(IndexConfig.from_embedding(on_onnx)).encode(QUERIES)
+    light = OnnxQueryEncoder(on_onnx.index_config()).encode(QUERIES)
     assert light.token_counts[-1] == 128  # truncated like the embedding
     for backend in ("onnx", "torch"):
         embedding = (
@@ -56,7 +57,7 @@ def test_light_vectors_equal_the_embedding_on_onnx_and_torch(tau, cache) -> None
 def test_a_changed_graph_or_missing_record_is_refused(cache) -> None:
     embedding = TempScaleEmbedding(backend="onnx", document_temperature=1.0, query_temperature=0.8, max_length=128)
     record = json.loads(record_query_path(embedding).read_text())
-    config = IndexConfig.from_embedding(embedding)
+    config = embedding.index_config()
     graph = Path(record["graph"])
     original = graph.read_bytes()
     try:
@@ -73,9 +74,7 @@ def test_a_changed_graph_or_missing_record_is_refused(cache) -> None:
 
 def test_torch_backend_is_forced_and_the_fallback_records_the_path(cache, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TEMPSCALE_INDEX_CACHE", str(tmp_path / "fresh-cache"))
-    config = IndexConfig.from_embedding(
-        TempScaleEmbedding(document_temperature=1.0, query_temperature=0.9, max_length=64)
-    )
+    config = TempScaleEmbedding(document_temperature=1.0, query_temperature=0.9, max_length=64).index_config()
     assert isinstance(query_encoder_for(config, "torch"), EmbeddingQueryEncoder)
     fallback = query_encoder_for(config)  # nothing recorded in this cache yet: PyTorch on ONNX, which records
     assert isinstance(fallback, EmbeddingQueryEncoder) and fallback.embedding.onnx_graph is not None
@@ -88,7 +87,7 @@ def test_int8_index_queries_on_its_int8_graph(cache) -> None:
     embedding = TempScaleEmbedding(precision="int8", document_temperature=1.0, query_temperature=0.8, max_length=128)
     record = json.loads(record_query_path(embedding).read_text())
     assert record["graph"].endswith("-int8.onnx") and record["precision"] == "int8"
-    light = OnnxQueryEncoder(IndexConfig.from_embedding(embedding)).encode(QUERIES)
+    light = OnnxQueryEncoder(embedding.index_config()).encode(QUERIES)
     assert np.abs(light.embeddings - embedding.encode(QUERIES, "query").embeddings).max() <= 1e-4
 
 
@@ -132,3 +131,32 @@ def test_cli_query_json_is_one_document_on_stdout_and_loads_no_torch(index_dir) 
     on_torch = json.loads(forced.stdout)
     assert [row["node_id"] for row in on_torch["results"]] == [row["node_id"] for row in answer["results"]]
     assert all(abs(a["score"] - b["score"]) <= 1e-4 for a, b in zip(on_torch["results"], answer["results"]))
+
+
+@pytest.mark.slow
+def test_ingest_and_persist_prepare_the_torch_free_query_path(tmp_path, monkeypatch) -> None:
+    """The first query after an ingest (or a store's persist) finds a verified query path: no export, no torch."""
+    from tempscale_index.serving.query_encoder import QUERY_PATH_ENV
+    from tempscale_index.store.vector_store import TempScaleFaissVectorStore
+
+    monkeypatch.delenv(QUERY_PATH_ENV)
+    for name in ("ingest", "persist"):
+        monkeypatch.setenv("TEMPSCALE_INDEX_CACHE", str(tmp_path / f"cache-{name}"))  # nothing recorded yet
+        embedding = TempScaleEmbedding(document_temperature=1.0, query_temperature=0.8, max_length=128)
+        with pytest.raises(QueryPathUnavailable):
+            OnnxQueryEncoder(embedding.index_config())
+        if name == "ingest":
+            ingest([Document(id_="a", text="The committee approved the budget.")], tmp_path / name, embedding)
+        else:
+            store = TempScaleFaissVectorStore.create(tmp_path / name, embed_model=embedding)
+            store.add(
+                [
+                    TextNode(
+                        text="The committee approved the budget.",
+                        embedding=embedding.get_text_embedding("The committee approved the budget."),
+                    )
+                ]
+            )
+            store.persist()
+            store.close()
+        assert isinstance(query_encoder_for(embedding.index_config()), OnnxQueryEncoder), name

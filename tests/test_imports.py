@@ -81,3 +81,52 @@ def test_a_same_named_export_beats_its_submodule() -> None:
     from tempscale_index.pipeline import ingest
 
     assert callable(ingest) and ingest.__module__ == "tempscale_index.pipeline.ingest"
+
+
+def imported_modules(path: str) -> set[str]:
+    """Every ``tempscale_index`` module a source file names in an import (TYPE_CHECKING and lazy ones included)."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).resolve().parents[1] / path).read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {name for name in names if name.startswith("tempscale_index")}
+
+
+@pytest.mark.parametrize("light", ["tempscale_index/index_config.py", "tempscale_index/node_metadata.py"])
+def test_plain_data_modules_import_no_embedding(light: str) -> None:
+    """The config and the node-metadata keys are plain data the embedding produces: no import circle back to it."""
+    heavy = {"tempscale_index.embedding", "tempscale_index.auto_schedule", "tempscale_index.selection"}
+    assert imported_modules(light) & heavy == set()
+
+
+def test_node_metadata_keys_are_spelled_in_one_module() -> None:
+    """Readers import the keys from ``node_metadata``; a literal copy elsewhere could drift from what is written."""
+    import ast
+    from pathlib import Path
+
+    from tempscale_index.node_metadata import METADATA_KEYS
+
+    package = Path(__file__).resolve().parents[1] / "tempscale_index"
+    spelled = {
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if path.name != "node_metadata.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and node.value in METADATA_KEYS
+    }
+    assert spelled == set()
+
+
+def test_every_package_export_resolves() -> None:
+    """What the README imports from the package root (``TempScaleRetriever`` included) is there."""
+    import tempscale_index
+
+    assert "TempScaleRetriever" in tempscale_index.__all__
+    for name in tempscale_index.__all__:
+        assert getattr(tempscale_index, name) is not None, name

@@ -36,8 +36,21 @@ def test_the_mismatch_error_survives_pickling() -> None:
 def test_from_index_config_builds_the_recorded_embedding_and_refuses_changes(minilm) -> None:
     from tempscale_index.embedding import TempScaleEmbedding
 
-    config = IndexConfig.from_embedding(minilm)
+    config = minilm.index_config()
     rebuilt = TempScaleEmbedding.from_index_config(config, embed_batch_size=8)
-    assert IndexConfig.from_embedding(rebuilt) == config and rebuilt.embed_batch_size == 8
+    assert rebuilt.index_config() == config and rebuilt.embed_batch_size == 8
     with pytest.raises(IndexConfigMismatchError, match="query_temperature"):
         TempScaleEmbedding.from_index_config(config, query_temperature=0.5)
+
+
+def test_match_index_adopts_the_recorded_schedule_then_refuses_other_differences(minilm) -> None:
+    """The one helper every entry point (ingest, retriever, store, connectors) uses on an existing index."""
+    from tempscale_index.embedding import TempScaleEmbedding
+
+    recorded = minilm.index_config().model_copy(update={"document_temperature": {"type": "constant", "value": 0.8}})
+    auto = TempScaleEmbedding(query_temperature=1.0)
+    auto.match_index(recorded, where="the index at runs/x")
+    assert auto.document_temperature.to_dict() == recorded.document_temperature and auto.auto_resolved
+    with pytest.raises(IndexConfigMismatchError, match="the index at runs/y") as caught:
+        TempScaleEmbedding(query_temperature=0.5).match_index(recorded, where="the index at runs/y")
+    assert set(caught.value.differences) == {"query_temperature"}

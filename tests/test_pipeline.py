@@ -9,9 +9,10 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 
 from tempscale_index.chunking import chunk_token_budget
-from tempscale_index.embedding import TAU_KEY, TOKENS_KEY, TempScaleEmbedding
+from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.engine.onnx_backend import OnnxBackendError
 from tempscale_index.index_config import IndexConfigMismatchError
+from tempscale_index.node_metadata import TAU_KEY, TOKENS_KEY, embedded_text
 from tempscale_index.pipeline import (
     EmptyCorpusError,
     FaissIngestor,
@@ -68,9 +69,9 @@ def test_tau_follows_the_document_schedule_per_chunk(tmp_path, docs):
         assert len(taus) > 1
         for node in nodes:
             assert node.metadata[TAU_KEY] == pytest.approx(schedule.tau(node.metadata[TOKENS_KEY]), abs=1e-6)
-        # the stored vector is the chunk embedded at that τ
+        # the stored vector is the chunk, as its text view shows it (metadata included), embedded at that τ
         node_id = store.documents[docs[0].doc_id].node_ids[0]
-        expected = embedding.encode([nodes[0].text], "document").embeddings[0]
+        expected = embedding.encode([embedded_text(nodes[0])], "document").embeddings[0]
         assert np.allclose(store.index.reconstruct(node_id), expected, atol=1e-5)
 
 
@@ -114,7 +115,7 @@ def test_retriever_returns_nodes_with_tau_and_finds_a_chunk_by_its_text(built, m
     store = retriever.store
     for record in list(store.documents.values())[:3]:
         node = store.get_nodes(record.node_ids[-1:])[0]
-        hits = retriever.retrieve(node.text)
+        hits = retriever.retrieve(embedded_text(node))  # the text the chunk was embedded as
         assert hits[0].node.text == node.text and hits[0].score == pytest.approx(1.0, abs=1e-3)
         assert hits[0].node.ref_doc_id == record.doc_id and hits[0].node.metadata[TAU_KEY] == 1.0
         assert hits[0].score >= hits[1].score >= hits[2].score
@@ -219,9 +220,8 @@ def test_ingestion_streams_in_bounded_batches(tmp_path, minilm, monkeypatch):
 
 
 def minilm_config(embedding):
-    from tempscale_index.index_config import IndexConfig
 
-    return IndexConfig.from_embedding(embedding)
+    return embedding.index_config()
 
 
 def test_files_folders_unreadable_and_empty_input(tmp_path, docs, minilm):

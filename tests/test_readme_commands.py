@@ -1,6 +1,7 @@
 """What the README and docs say a command accepts, it accepts: every ``tempscale-index …`` line in their code
-blocks (and inline code) parses — the subcommand exists, each option is known and each value converts — without
-running the command."""
+blocks (and inline code) parses — the subcommand exists, each option is known and each value converts. The
+README's commands that read shipped files (``docs/``, ``tests/fixtures/``…) also *run*, in order, as on a clean
+clone; and the docs name no path that exists on one machine only."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import typer
+from typer.testing import CliRunner
 
 from tempscale_index.cli import app
 
@@ -100,3 +102,51 @@ def test_a_wrong_option_fails_to_parse() -> None:
 
 def test_query_accepts_calibrates_config_file() -> None:
     parse(["tempscale-index", "query", "runs/idx", "budget", "--config", "runs/calibration/tempscale-config.json"])
+
+
+README = ROOT / "README.md"
+OUTPUT_OPTIONS = {"--index", "-i", "-o", "--output"}
+
+
+def _paths(command: list[str]) -> tuple[list[str], list[str]]:
+    """The relative paths a command reads, and those it writes (the values of its output options)."""
+    inputs, outputs = [], []
+    for previous, token in zip(["", *command], command):
+        if "/" not in token or " " in token or token.startswith(("-", "{", "/", "..")):
+            continue
+        (outputs if previous in OUTPUT_OPTIONS else inputs).append(token.rstrip("/"))
+    return inputs, outputs
+
+
+def runnable_readme_commands() -> list[list[str]]:
+    """README commands whose every input is a file a clone has, or one an earlier such command wrote."""
+    made: list[str] = []
+    runnable = []
+    for command in commands_in(README.read_text(encoding="utf-8")):
+        inputs, outputs = _paths(command)
+        available = [(ROOT / path).exists() or any(path.startswith(out) for out in made) for path in inputs]
+        if inputs and all(available):
+            runnable.append(command)
+            made += outputs
+    return runnable
+
+
+def test_the_readme_commands_on_shipped_files_run_as_written(tmp_path, monkeypatch) -> None:
+    """In a folder laid out like a clone (the shipped folders linked in), one after the other."""
+    for name in ("docs", "tests", "README.md"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    monkeypatch.chdir(tmp_path)
+    commands = runnable_readme_commands()
+    assert {"ingest", "query", "info", "delete", "eval"} <= {command[1] for command in commands}, commands
+    runner = CliRunner()
+    for command in commands:
+        result = runner.invoke(app, command[1:])
+        assert result.exit_code == 0, f"{shlex.join(command)}\n{result.output}"
+
+
+def test_the_docs_name_no_machine_only_paths_and_the_shipped_defaults() -> None:
+    for path in DOCUMENTS:
+        text = path.read_text(encoding="utf-8")
+        assert "/work/" not in text, path.name
+    results = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    assert "0.9 (default)" not in results and "DEFAULT_QUERY_SCHEDULE = ConstantSchedule(0.9)" not in results

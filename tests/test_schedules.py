@@ -103,15 +103,19 @@ def test_invalid_shapes_are_rejected() -> None:
         PiecewiseSchedule([64, 64], [1.0, 0.9, 0.8])
 
 
-def test_tau_above_one_is_accepted_with_one_warning(monkeypatch, caplog) -> None:
+def test_tau_above_one_is_accepted_with_one_warning_per_argument(monkeypatch, caplog) -> None:
+    """A typo in a second option (--query-temperature 9 after --document-tau 8) is warned about too."""
     import tempscale_index.schedules as schedules
 
-    monkeypatch.setattr(schedules, "_warned_tau_above_one", False)
+    monkeypatch.setattr(schedules, "_warned_tau_above_one", set())
     with caplog.at_level("WARNING", logger="tempscale_index.schedules"):
         ConstantSchedule(0.8)
         assert not caplog.records  # τ in (0, 1]: silent
         assert ConstantSchedule(1.25).tau(10) == 1.25
-        as_schedule(2.0)
-        PiecewiseSchedule(boundaries=[64], taus_by_bucket=[1.1, 0.9])
-    warnings_logged = [record for record in caplog.records if "above 1" in record.getMessage()]
-    assert len(warnings_logged) == 1 and "1.25" in warnings_logged[0].getMessage()
+        ConstantSchedule(1.5)  # the same argument again: already warned
+        as_schedule(8.0, "--document-tau")
+        as_schedule(9.0, "--query-temperature")
+        as_schedule(8.0, "--document-tau")
+    logged = [record.getMessage() for record in caplog.records if "above 1" in record.getMessage()]
+    assert len(logged) == 3 and "1.25" in logged[0] and "--document-tau" in logged[1]
+    assert "--query-temperature = 9" in logged[2]

@@ -503,3 +503,17 @@ def test_searching_an_emptied_index_finds_nothing(index_dir):
     with FaissStore.open(index_dir) as store:
         scores, ids = store.search(vectors["a"], k=2)
         assert ids.tolist() == [[-1, -1]] * 3 and np.isneginf(scores).all()
+
+
+def test_atomic_writes_from_many_threads_never_collide(tmp_path) -> None:
+    """One atomic-write helper for the store and the query-path records: concurrent writers of one file (serving
+    threads recording a query path) each use their own temporary file, and nothing is left behind."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tempscale_index.store.files import write_atomic_text
+
+    target = tmp_path / "record.json"
+    texts = [json.dumps({"writer": i, "pad": "x" * 2000}) for i in range(64)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda text: write_atomic_text(target, text), texts))
+    assert target.read_text() in texts and [p.name for p in tmp_path.iterdir()] == ["record.json"]

@@ -19,8 +19,9 @@ from llama_index.core.schema import TextNode
 from llama_index.core.storage.docstore import SimpleDocumentStore
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters, VectorStoreQuery
 
-from tempscale_index.embedding import TAU_KEY, TOKENS_KEY, TempScaleEmbedding
-from tempscale_index.index_config import IndexConfig, IndexConfigMismatchError
+from tempscale_index.embedding import TempScaleEmbedding
+from tempscale_index.index_config import IndexConfigMismatchError
+from tempscale_index.node_metadata import TAU_KEY, TOKENS_KEY
 from tempscale_index.pipeline import TempScaleRetriever, ingest
 from tempscale_index.schedules import ConstantSchedule, LogLinearSchedule
 from tempscale_index.store import FaissStore, IndexExistsError, IndexNotFoundError
@@ -59,7 +60,7 @@ def test_llamaindex_round_trip_build_persist_reopen_insert_delete(tmp_path, docs
     store = TempScaleFaissVectorStore.from_persist_dir(str(path))
     assert set(store.client.documents) == {doc.doc_id for doc in docs[:3]}
     embed_model = store.embed_model  # rebuilt from the manifest
-    assert IndexConfig.from_embedding(embed_model) == IndexConfig.from_embedding(minilm)
+    assert embed_model.index_config() == minilm.index_config()
     index = VectorStoreIndex.from_vector_store(store, embed_model=embed_model, transformations=[SPLITTER])
     target = store.get_nodes()[2]
     hits = index.as_retriever(similarity_top_k=3).retrieve(target.get_content(metadata_mode="embed"))

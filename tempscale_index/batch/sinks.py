@@ -93,7 +93,7 @@ class ConnectorSink:
 
     def __init__(self, connector: VectorStoreConnector, ledger_path: Path) -> None:
         self.connector = connector
-        self.config = IndexConfig.from_embedding(connector.embedding)
+        self.config = connector.embedding.index_config()
         self.ledger = CommitLedger(ledger_path)
 
     def committed(self) -> set[str]:

@@ -15,6 +15,7 @@ from llama_index.core import Document
 from tempscale_index.chunking import chunk_nodes, embed_chunk_nodes, model_token_splitter
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
+from tempscale_index.node_metadata import exclude_file_facts
 
 CHUNK_COLUMNS = ("content_hash", "doc_id", "metadata", "chunk_count", "node", "embedding", "error")
 
@@ -37,6 +38,7 @@ class ChunkEmbedWorker:
             batch["doc_id"], batch["text"], batch["metadata"], batch["content_hash"], batch["error"]
         ):
             document = Document(id_=doc_id, text=text, metadata=json.loads(metadata))
+            exclude_file_facts(document)  # as the pipeline's readers do: one text view
             nodes = [] if error else chunk_nodes(self.splitter, document)
             documents.append((content_hash, doc_id, metadata, error, nodes))
         vectors = iter(embed_chunk_nodes(self.embedding, [node for *_, nodes in documents for node in nodes]))

@@ -9,13 +9,42 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from tempscale_index.cli.output import configure_output, one_line_usage_errors
 
 
+class _Command(TyperCommand):
+    """Usage lines in the usual shell style (``INDEX``, ``[PATHS]...``), not typer's ``{index}``."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = (param.metavar or param.name or "").upper()
+                pieces.append((name if param.required else f"[{name}]") + ("..." if param.nargs != 1 else ""))
+        return pieces
+
+
+class _Argument(TyperArgument):
+    """An argument with a metavar shows that name alone in the help, not typer's ``<list[Path]>`` beside it."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None if self.metavar else super().display_type_rich(ctx)
+
+
 class _Group(TyperGroup):
-    """Usage errors (unknown option, value out of range) as one ``error:`` line, like every other error."""
+    """Usage errors (unknown option, value out of range) as one ``error:`` line, like every other error; every
+    command's usage line drawn by ``_Command`` (typer builds the commands, so their class is set here, once)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            if type(command) is TyperCommand:
+                command.__class__ = _Command
+            for param in command.params:
+                if type(param) is TyperArgument:
+                    param.__class__ = _Argument
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         with one_line_usage_errors():

@@ -32,17 +32,10 @@ CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Reuse chunk/
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars (on a terminal only).")]
 
 
-def _parse_schedule(text: str) -> Schedule:
-    try:
-        return parse_schedule(text.strip(), "τ")
-    except (ValueError, TypeError) as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
 def _schedules(values: list[str] | None, default: tuple[str, ...]) -> dict[str, Schedule]:
     from tempscale_index.evaluation.sweep import schedule_label
 
-    schedules = [_parse_schedule(value) for value in (values or default)]
+    schedules = [parse_schedule(value.strip(), "τ") for value in (values or default)]
     return {schedule_label(schedule): schedule for schedule in schedules}
 
 
@@ -67,13 +60,15 @@ def sweep(
     dataset: DatasetArg,
     output: OutputOpt = Path("tempscale-sweep"),
     document_tau: Annotated[
-        list[str] | None, typer.Option("--document-tau", help="Document τ or schedule JSON; repeat for a grid.")
+        list[str] | None,
+        typer.Option("--document-tau", metavar="TAU", help="Document τ or schedule JSON; repeat for a grid."),
     ] = None,
     query_tau: Annotated[
-        list[str] | None, typer.Option("--query-tau", help="Query τ or schedule JSON; repeatable.")
+        list[str] | None, typer.Option("--query-tau", metavar="TAU", help="Query τ or schedule JSON; repeatable.")
     ] = None,
     level: Annotated[
-        list[EvalLevel] | None, typer.Option("--level", help="document and/or chunk (needs span qrels).")
+        list[EvalLevel] | None,
+        typer.Option("--level", metavar="LEVEL", help="document and/or chunk (needs span qrels)."),
     ] = None,
     measure: Annotated[str, typer.Option(help="Measure for the heatmap and the paired tests.")] = "nDCG@10",
     format: FormatOpt = DatasetFormat.auto,
@@ -118,7 +113,8 @@ def diagnose(
     dataset: DatasetArg,
     output: OutputOpt = Path("tempscale-diagnose"),
     document_tau: Annotated[
-        list[str] | None, typer.Option("--document-tau", help="τ or schedule JSON to compare with τ = 1; repeatable.")
+        list[str] | None,
+        typer.Option("--document-tau", metavar="TAU", help="τ or schedule JSON to compare with τ = 1; repeatable."),
     ] = None,
     windows: Annotated[int, typer.Option(min=1, help="Windows sampled per length.")] = 200,
     seed: int = 0,
@@ -192,7 +188,7 @@ def calibrate(
     embedding = TempScaleEmbedding(model_name=model)
     if unsupervised:
         calibration = calibrate_unsupervised(embedding, data, seed=seed)
-        body = f"Chosen from the corpus's own chunks (no queries or qrels used): {calibration.evidence['reason']}"
+        body = "Chosen from the corpus's own chunks (no queries or qrels used)."
     else:
         dev, test = split_queries(data, dev_fraction, seed)
         evaluator = EmbeddedEvaluator(dev, embedding, cache_dir=cache_dir, show_progress=bars)
@@ -213,5 +209,5 @@ def _calibration_summary(calibration: Calibration) -> str:
     config = calibration.to_config()
     return (
         f"Method: {calibration.method}. Document schedule: `{json.dumps(config['document_temperature'])}`; "
-        f"query schedule: `{json.dumps(config['query_temperature'])}`."
+        f"query schedule: `{json.dumps(config['query_temperature'])}`. Why: {calibration.evidence['reason']}."
     )

@@ -16,8 +16,7 @@ from tempscale_index.cli.common import (
     embedding_for,
     error_message,
     fail,
-    load_config_file,
-    settings_for_embedding,
+    read_build_settings,
 )
 from tempscale_index.cli.output import show_progress
 
@@ -44,7 +43,9 @@ def _connector(qdrant: str | None, milvus: str | None, lancedb: str | None, coll
 
 @app.command("batch")
 def batch_command(
-    paths: Annotated[list[Path], typer.Argument(help="Text files, .jsonl or .parquet files, or folders of them.")],
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="PATHS", help="Text files, .jsonl or .parquet files, or folders of them.")
+    ],
     index: Annotated[Path | None, typer.Option("--index", "-i", help="FAISS index directory to build.")] = None,
     qdrant: Annotated[str | None, typer.Option(help="Qdrant: a local-mode directory or a server URL.")] = None,
     milvus: Annotated[str | None, typer.Option(help="Milvus: a Milvus Lite .db file or a server URI.")] = None,
@@ -60,11 +61,17 @@ def batch_command(
     text_field: Annotated[str, typer.Option(help="JSONL/Parquet field holding the text.")] = "text",
     id_field: Annotated[str, typer.Option(help="JSONL/Parquet field holding the document id.")] = "id",
     chunk_size: Annotated[int | None, typer.Option(help="Chunk size in model tokens (default: the window).")] = None,
-    chunk_overlap: Annotated[int, typer.Option(min=0, help="Overlap between chunks in model tokens.")] = 32,
-    index_type: Annotated[str, typer.Option("--index-type", help="FAISS index_factory string (--index).")] = "Flat",
+    chunk_overlap: Annotated[
+        int | None, typer.Option(min=0, help="Overlap between chunks in model tokens (default 32).")
+    ] = None,
+    index_type: Annotated[
+        str | None, typer.Option("--index-type", help="FAISS index_factory string (--index; default Flat).")
+    ] = None,
     doc_temperature: DocTemperatureOption = None,
     query_temperature: Annotated[float | None, typer.Option("--query-temperature", help="Query τ (constant).")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="JSON/YAML file: model and schedules.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="JSON/YAML file: model, schedules, chunking, index_type.")
+    ] = None,
     model: Annotated[str | None, typer.Option(help="Embedding model (default: the bundled all-MiniLM-L6-v2).")] = None,
     documents_per_batch: Annotated[int, typer.Option(min=1, help="Documents per worker call.")] = 8,
     commit_every: Annotated[
@@ -84,20 +91,28 @@ def batch_command(
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         fail(f"path not found: {missing[0]}", 2)
-    settings = load_config_file(config) if config is not None else {}
-    embedding_settings = settings_for_embedding(settings, doc_temperature, query_temperature)
-    if model is not None:
-        embedding_settings["model_name"] = model
+    asked = read_build_settings(
+        config,
+        doc_tau=doc_temperature,
+        query_tau=query_temperature,
+        model=model,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        index_type=index_type,
+    )
+    embedding_settings = asked.embedding
 
     from tempscale_index.batch import ConnectorSink, FaissShardSink, run_batch_job
     from tempscale_index.batch.job import calibrate_on_driver
     from tempscale_index.embedding import TempScaleEmbedding
-    from tempscale_index.index_config import IndexConfig
+    from tempscale_index.pipeline.ingest import DEFAULT_CHUNK_OVERLAP
+
+    overlap = DEFAULT_CHUNK_OVERLAP if asked.chunk_overlap is None else asked.chunk_overlap
+    chunking = {"chunk_size": asked.chunk_size, "chunk_overlap": overlap}
 
     connector = None
     decide_on = {
-        "chunk_size": chunk_size,
-        "chunk_overlap": chunk_overlap,
+        **chunking,
         "text_field": text_field,
         "id_field": id_field,
         "address": address,
@@ -108,7 +123,7 @@ def batch_command(
         if index is not None:
             embedding = embedding_for(index, embedding_settings)
             calibrate_on_driver(embedding, paths, **decide_on)
-            sink: Any = FaissShardSink(index, IndexConfig.from_embedding(embedding), index_factory=index_type)
+            sink: Any = FaissShardSink(index, embedding.index_config(), index_factory=asked.index_type or "Flat")
         else:
             connector = _connector(qdrant, milvus, lancedb, collection)
             stored = connector.load_config()
@@ -128,8 +143,7 @@ def batch_command(
                 cpus_per_worker=cpus_per_worker,
                 documents_per_batch=documents_per_batch,
                 commit_every=commit_every,
-                chunk_size=chunk_size,
-                chunk_overlap=chunk_overlap,
+                **chunking,
                 text_field=text_field,
                 id_field=id_field,
                 address=address,

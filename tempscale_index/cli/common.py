@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -101,7 +102,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 
 def parse_schedule(text: str, option: str) -> Schedule:
-    """A τ given on the command line: a number like 0.8, or a schedule as a JSON dict."""
+    """A τ given on the command line: a number like 0.8, or a schedule as a JSON dict; anything else (0, -1,
+    nan, an unknown schedule type) ends the command with one ``error:`` line naming the option."""
+    from tempscale_index.schedules import as_schedule
+
     value: Any
     try:
         value = float(text)
@@ -109,10 +113,11 @@ def parse_schedule(text: str, option: str) -> Schedule:
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
-            raise ValueError(f"{option} must be a number like 0.8 or a schedule as JSON, got {text!r}") from None
-    from tempscale_index.schedules import as_schedule
-
-    return as_schedule(value, option)
+            fail(f"{option} must be a number like 0.8 or a schedule as JSON, got {text!r}", 2)
+    try:
+        return as_schedule(value, option)
+    except (ValueError, TypeError) as exc:
+        fail(f"{option}: {exc}", 2)
 
 
 def settings_for_embedding(
@@ -134,6 +139,41 @@ def settings_for_embedding(
     if precision is not None:
         settings["precision"] = precision
     return settings
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """What a command that builds an index (``ingest``, ``batch``) was asked for: options over the config file."""
+
+    embedding: dict[str, Any]  # TempScaleEmbedding settings
+    chunk_size: int | None  # None: the model's window (or the index's own chunking)
+    chunk_overlap: int | None  # None: the default overlap (or the index's own)
+    index_type: str | None  # None: Flat (or the index's own type)
+
+
+def read_build_settings(
+    config: Path | None,
+    *,
+    doc_tau: str | None,
+    query_tau: float | None,
+    model: str | None = None,
+    precision: str | None = None,
+    chunk_size: int | None = None,
+    chunk_overlap: int | None = None,
+    index_type: str | None = None,
+) -> BuildSettings:
+    """The one reader of ``--config`` for ingest and batch: every key it knows is honoured by both, and an option
+    given on the command line wins over the file."""
+    settings = load_config_file(config) if config is not None else {}
+    embedding = settings_for_embedding(settings, doc_tau, query_tau, precision)
+    if model is not None:
+        embedding["model_name"] = model
+    return BuildSettings(
+        embedding,
+        chunk_size if chunk_size is not None else settings.get("chunk_size"),
+        chunk_overlap if chunk_overlap is not None else settings.get("chunk_overlap"),
+        index_type if index_type is not None else settings.get("index_type"),
+    )
 
 
 def stored_config(index: Path) -> IndexConfig | None:

@@ -69,9 +69,14 @@ def evaluate(
     ] = None,
     top_k: Annotated[int, typer.Option(min=1, help="Chunks retrieved per query.")] = 1000,
     level: Annotated[
-        list[EvalLevel] | None, typer.Option(help="Levels to score (default: document, and chunk with span qrels).")
+        list[EvalLevel] | None,
+        typer.Option(
+            metavar="LEVEL", help="document or chunk, repeatable (default: document, and chunk with span qrels)."
+        ),
     ] = None,
-    measure: Annotated[list[str] | None, typer.Option(help="ir_measures names (default: the standard six).")] = None,
+    measure: Annotated[
+        list[str] | None, typer.Option(metavar="NAME", help="ir_measures names (default: the standard six).")
+    ] = None,
     buckets: Annotated[int, typer.Option(min=1, help="Length buckets (equal numbers of queries).")] = 3,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 32,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import typer
+from tqdm import tqdm
 
 # typer >= 0.29 vendors click, older versions use it: its UsageError is BadParameter's base in both
 _USAGE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -27,7 +28,14 @@ QUIET_ENVIRONMENT = {
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is when a record comes (test runners swap it per call)."""
+    """Writes to whatever ``sys.stderr`` is when a record comes (test runners swap it per call), on a line of its
+    own: a progress bar being drawn (embedding, diagnose) is cleared first and redrawn below the message."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
 
     @property  # type: ignore[override]
     def stream(self) -> Any:

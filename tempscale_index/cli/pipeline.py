@@ -23,6 +23,7 @@ from tempscale_index.cli.common import (
     error_message,
     fail,
     load_config_file,
+    read_build_settings,
     settings_for_embedding,
 )
 from tempscale_index.cli.output import show_progress
@@ -40,7 +41,9 @@ class QueryBackend(str, Enum):
 
 @app.command("ingest")
 def ingest_command(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders to ingest (recursively).")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(metavar="PATHS", help="Files or folders to ingest (recursively).")
+    ] = None,
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory (created if needed).")] = ...,
     installed_docs: Annotated[
         bool, typer.Option("--installed-docs", help="Ingest the long descriptions of the installed Python packages.")
@@ -68,7 +71,8 @@ def ingest_command(
         ),
     ] = None,
     extensions: Annotated[
-        list[str] | None, typer.Option("--ext", help="Only files with this extension (repeatable), e.g. --ext .md")
+        list[str] | None,
+        typer.Option("--ext", metavar="EXT", help="Only files with this extension (repeatable), e.g. --ext .md"),
     ] = None,
     batch_chunks: Annotated[int, typer.Option(min=1, help="Chunks embedded and added per batch.")] = 256,
     commit_every: Annotated[
@@ -87,26 +91,30 @@ def ingest_command(
     missing = [str(path) for path in paths or [] if not path.exists()]
     if missing:
         fail(f"path not found: {missing[0]}", 2)
-    settings = load_config_file(config) if config is not None else {}
-    embedding_settings = settings_for_embedding(
-        settings, doc_temperature, query_temperature, precision.value if precision else None
+    asked = read_build_settings(
+        config,
+        doc_tau=doc_temperature,
+        query_tau=query_temperature,
+        model=model,
+        precision=precision.value if precision else None,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        index_type=index_type,
     )
-    if model is not None:
-        embedding_settings["model_name"] = model
     report = IngestReport(index_dir=str(index))
     try:
         from_paths, total = documents_from_paths(paths, extensions=extensions, report=report) if paths else ([], 0)
         documents = itertools.chain(from_paths, iter_installed_docs() if installed_docs else [])
-        embedding = embedding_for(index, embedding_settings, trust_code)
+        embedding = embedding_for(index, asked.embedding, trust_code)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="skipped unreadable file")  # reported below, one line each
             ingest(
                 documents,
                 index,
                 embedding,
-                index_factory=index_type if index_type is not None else settings.get("index_type"),
-                chunk_size=chunk_size if chunk_size is not None else settings.get("chunk_size"),
-                chunk_overlap=chunk_overlap if chunk_overlap is not None else settings.get("chunk_overlap"),
+                index_factory=asked.index_type,
+                chunk_size=asked.chunk_size,
+                chunk_overlap=asked.chunk_overlap,
                 batch_chunks=batch_chunks,
                 commit_every=commit_every,
                 show_progress=show_progress(progress),
@@ -133,9 +141,11 @@ def query_command(
     index: Annotated[Path, typer.Argument(help="Index directory.")],
     text: Annotated[str, typer.Argument(help="The query.")],
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="How many chunks to return.")] = 5,
-    doc_id: Annotated[list[str] | None, typer.Option("--doc-id", help="Only these documents (repeatable).")] = None,
+    doc_id: Annotated[
+        list[str] | None, typer.Option("--doc-id", metavar="ID", help="Only these documents (repeatable).")
+    ] = None,
     file_name: Annotated[
-        list[str] | None, typer.Option("--file-name", help="Only these file names (repeatable).")
+        list[str] | None, typer.Option("--file-name", metavar="NAME", help="Only these file names (repeatable).")
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     snippet_chars: Annotated[int, typer.Option(help="Snippet length in the table.")] = 160,
@@ -241,9 +251,12 @@ def _auto_lines(selection: dict[str, Any] | None) -> list[str]:
 @app.command("delete")
 def delete_command(
     index: Annotated[Path, typer.Argument(help="Index directory.")],
-    doc_id: Annotated[list[str], typer.Option("--doc-id", help="Document id to delete (repeatable).")],
+    doc_id: Annotated[
+        list[str],
+        typer.Option("--doc-id", metavar="ID", help="Document id, or a file's path as given at ingest (repeatable)."),
+    ],
 ) -> None:
-    """Delete documents (all their chunks) by document id; see `info --documents` for the ids."""
+    """Delete documents (all their chunks) by document id or file path; `info INDEX --documents` lists the ids."""
     from tempscale_index.pipeline import delete_documents
 
     try:

@@ -110,6 +110,7 @@ def calibrate_supervised(
     comparison = sweep.compare(baseline, measure)[best]
     chosen = best if best != baseline and comparison.mean_diff > 0 and comparison.p_value < alpha else baseline
     evidence = {
+        "reason": _supervised_reason(best, chosen, comparison.mean_diff, comparison.p_value, measure, alpha),
         "dataset": sweep.dataset,
         "level": level,
         "measure": measure,
@@ -122,6 +123,20 @@ def calibrate_supervised(
     }
     calibration = Calibration(documents[chosen[0]], queries[chosen[1]], "supervised", evidence)
     return calibration, sweep
+
+
+def _supervised_reason(
+    best: tuple[str, str], chosen: tuple[str, str], diff: float, p_value: float, measure: str, alpha: float
+) -> str:
+    """Why this cell: the one line a user reads next to the choice."""
+    cell = f"document τ {best[0]}, query τ {best[1]}"
+    if chosen != best:
+        return (
+            f"kept τ = 1: the best cell ({cell}) beats it on {measure} by {diff:+.4f}, but p = {p_value:.3g} ≥ {alpha}"
+        )
+    if best == (BASELINE_LABEL, BASELINE_LABEL):
+        return f"kept τ = 1: no other cell scored higher on {measure}"
+    return f"{cell} beats τ = 1 on {measure} by {diff:+.4f} (p = {p_value:.3g} < {alpha})"
 
 
 def cloze_dataset(

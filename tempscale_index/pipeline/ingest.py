@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import chain, groupby
 from pathlib import Path
 from typing import Any
 
 from llama_index.core import Document
-from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.core.schema import BaseNode
 from tqdm.auto import tqdm
 
 from tempscale_index.chunking import chunk_nodes, chunk_token_budget, embed_chunk_nodes, model_token_splitter
 from tempscale_index.embedding import TempScaleEmbedding
 from tempscale_index.index_config import IndexConfig
+from tempscale_index.node_metadata import embedded_text
 from tempscale_index.pipeline.readers import ReadReport, SkippedFile, iter_file_documents, list_files
+from tempscale_index.serving.query_encoder import prepare_query_path
 from tempscale_index.store import FaissStore, content_hash
 
 DEFAULT_CHUNK_OVERLAP = 32
@@ -92,8 +94,7 @@ class FaissIngestor:
     ) -> None:
         if not store.writable:
             raise ValueError("FaissIngestor needs a store opened with writable=True")
-        embedding.adopt_document_schedule(store.config.document_temperature)  # an index never re-decides
-        store.config.ensure_matches(IndexConfig.from_embedding(embedding), where=f"the index at {store.path}")
+        embedding.match_index(store.config, where=f"the index at {store.path}")
         if batch_chunks <= 0:
             raise ValueError(f"batch_chunks must be positive, got {batch_chunks}")
         if commit_every is not None and commit_every <= 0:
@@ -192,7 +193,7 @@ def calibrate_on_first_documents(
         sample.extend(chunk_nodes(splitter, document))
         if len(sample) >= AUTO_SAMPLE_CHUNKS:
             break
-    texts = [node.get_content(MetadataMode.NONE) for node in sample]  # as embed_chunk_nodes embeds them
+    texts = [embedded_text(node) for node in sample]  # as embed_chunk_nodes embeds them
     embedding.resolve_document_schedule(texts, [node.ref_doc_id or node.node_id for node in sample])
     return chain(head, remaining)
 
@@ -259,15 +260,15 @@ def ingest(
             else TempScaleEmbedding()
         )
     if FaissStore.exists(index_dir):  # an existing index keeps its recorded schedule
-        embedding.adopt_document_schedule(
-            IndexConfig.from_manifest(FaissStore.read_manifest(index_dir)).document_temperature
+        embedding.match_index(
+            IndexConfig.from_manifest(FaissStore.read_manifest(index_dir)), where=f"the index at {index_dir}"
         )
     elif embedding.auto_pending:
         splitter = model_token_splitter(embedding, **resolve_chunking(embedding, {}, chunk_size, chunk_overlap))
         documents = calibrate_on_first_documents(embedding, documents, splitter)
         if embedding.auto_pending:  # not one chunk of text anywhere: nothing to decide from, nothing to index
             raise EmptyCorpusError(_no_text_message(source, report))
-    config = IndexConfig.from_embedding(embedding)
+    config = embedding.index_config()
     extra = {} if train_size is None else {"train_size": train_size}
     with FaissStore.open(
         index_dir,
@@ -291,6 +292,7 @@ def ingest(
         pipeline.run(documents, total=total, report=report)
     if report.documents_seen == report.empty:
         raise EmptyCorpusError(_no_text_message(source, report))
+    prepare_query_path(embedding)  # the first query then starts as fast as every later one
     return report
 
 
@@ -303,18 +305,28 @@ def _no_text_message(source: Any, report: IngestReport) -> str:
 def delete_documents(
     index_dir: str | os.PathLike[str], doc_ids: Iterable[str], lock_timeout: float = 10.0
 ) -> tuple[int, int]:
-    """Delete documents by id and commit. Returns (chunks removed, committed version); raises KeyError, before
-    changing anything, if an id is not in the index."""
-    doc_ids = list(dict.fromkeys(doc_ids))
+    """Delete documents by id and commit. A file's path counts as its id when it resolves to one, as at ingest
+    (``docs/old.md`` from where it was ingested). Returns (chunks removed, committed version); raises KeyError,
+    before changing anything, if an id is not in the index."""
     with FaissStore.open(index_dir, writable=True, lock_timeout=lock_timeout) as store:
+        doc_ids = list(dict.fromkeys(_stored_id(doc_id, store.documents) for doc_id in doc_ids))
         missing = [doc_id for doc_id in doc_ids if doc_id not in store.documents]
         if missing:
             raise KeyError(
                 f"no document with id {missing[0]!r} in the index at {index_dir}"
                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                + f"; `tempscale-index info {index_dir} --documents` lists the ids"
             )
         removed = sum(store.delete(doc_id) for doc_id in doc_ids)
         return removed, store.commit()
+
+
+def _stored_id(doc_id: str, documents: Container[str]) -> str:
+    """``doc_id`` itself when stored, else the id ingest gave the file at that path (its resolved path)."""
+    if doc_id in documents:
+        return doc_id
+    resolved = str(Path(doc_id).expanduser().resolve())
+    return resolved if resolved in documents else doc_id
 
 
 def _is_paths(source: Any) -> bool:

@@ -19,6 +19,8 @@ from pathlib import Path
 from llama_index.core import Document, SimpleDirectoryReader
 from llama_index.core.readers.file.base import default_file_metadata_func
 
+from tempscale_index.node_metadata import exclude_file_facts
+
 MIN_DESCRIPTION_CHARS = 200
 
 
@@ -87,6 +89,7 @@ def iter_file_documents(files: Iterable[Path], report: ReadReport | None = None)
             part.id_ = doc_id
             part.metadata.setdefault("file_name", path.name)
             part.metadata.setdefault("file_path", str(path))
+            exclude_file_facts(part)
             yield part
 
 
@@ -108,7 +111,7 @@ def iter_installed_docs(min_chars: int = MIN_DESCRIPTION_CHARS) -> Iterator[Docu
         text = (meta.get_payload() or meta.get("Description") or "").strip()
         if len(text) < min_chars or text == "UNKNOWN":
             continue
-        yield Document(
+        document = Document(
             id_=f"dist:{name.lower()}",
             text=text,
             metadata={
@@ -118,3 +121,6 @@ def iter_installed_docs(min_chars: int = MIN_DESCRIPTION_CHARS) -> Iterator[Docu
                 "summary": meta.get("Summary") or "",
             },
         )
+        exclude_file_facts(document)
+        document.excluded_embed_metadata_keys.append("version")  # not content: a release changes no text
+        yield document

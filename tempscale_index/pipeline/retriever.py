@@ -71,9 +71,12 @@ class TempScaleRetriever(BaseRetriever):
             raise ValueError(f"similarity_top_k must be positive, got {similarity_top_k}")
         if embedding is None:
             embedding = query_embedding_for(store.config, backend, trust_callable_schedules)
-        else:  # an index never re-decides
-            embedding.adopt_document_schedule(store.config.document_temperature, trust_callable_schedules)
-            store.config.ensure_matches(IndexConfig.from_embedding(embedding), where=f"the index at {store.path}")
+        else:
+            embedding.match_index(
+                store.config,
+                where=f"the index at {store.path}",
+                trust_callable_schedules=trust_callable_schedules,
+            )
         if filters is not None:
             compile_filters(filters)  # an unsupported filter fails here, not at the first query
         self.store = store
@@ -95,11 +98,12 @@ class TempScaleRetriever(BaseRetriever):
     ) -> TempScaleRetriever:
         """Open the index at ``path`` read-only (checked against ``embedding`` when given)."""
         if embedding is not None and FaissStore.exists(path):  # an 'auto' embedding adopts the index's schedule
-            embedding.adopt_document_schedule(
-                IndexConfig.from_manifest(FaissStore.read_manifest(path)).document_temperature,
-                kwargs.get("trust_callable_schedules", False),
+            embedding.match_index(
+                IndexConfig.from_manifest(FaissStore.read_manifest(path)),
+                where=f"the index at {path}",
+                trust_callable_schedules=kwargs.get("trust_callable_schedules", False),
             )
-        config = IndexConfig.from_embedding(embedding) if embedding is not None else None
+        config = embedding.index_config() if embedding is not None else None
         return cls(FaissStore.open(path, config, verify=verify), embedding, **kwargs)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

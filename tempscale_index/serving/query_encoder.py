@@ -10,10 +10,10 @@ an index's config (instruction, ``max_length``, query schedule), refusing a grap
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +23,12 @@ import numpy as np
 
 from tempscale_index.engine.cache import cache_root
 from tempscale_index.schedules import stored_schedule
+from tempscale_index.store.files import sha256_file, write_atomic_text
 
 logger = logging.getLogger(__name__)
 
 RECORD_FORMAT = 1
+QUERY_PATH_ENV = "TEMPSCALE_INDEX_QUERY_PATH"  # 'lazy': ingest leaves the query path to the first query
 POOLING_MODES = ("mean", "cls")
 _PROBE_TEXTS = ("What did the committee decide about the budget?", "ÜBER naïve façade — 42 tokens, [SEP] twice!")
 
@@ -41,26 +43,6 @@ def query_paths_dir() -> Path:
 
 def _record_key(model_name: str, weights_sha256: str, precision: str) -> str:
     return hashlib.sha256(f"{model_name}|{weights_sha256}|{precision}".encode()).hexdigest()[:24]
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".partial")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def record_query_path(embedding: Any) -> Path | None:
@@ -78,17 +60,18 @@ def record_query_path(embedding: Any) -> Path | None:
         return None
     key = _record_key(embedding.model_name, embedding.weights_sha256, embedding.precision)
     folder = query_paths_dir()
+    folder.mkdir(parents=True, exist_ok=True)
     tokenizer_path = folder / f"{key}-tokenizer.json"
-    _write_atomic(tokenizer_path, tokenizer.to_str())
+    write_atomic_text(tokenizer_path, tokenizer.to_str())
     record = {
         "format": RECORD_FORMAT,
         "model_name": embedding.model_name,
         "weights_sha256": embedding.weights_sha256,
         "precision": embedding.precision,
         "graph": str(Path(graph).resolve()),
-        "graph_sha256": _sha256_file(Path(graph)),
+        "graph_sha256": sha256_file(Path(graph)),
         "tokenizer": str(tokenizer_path.resolve()),
-        "tokenizer_sha256": _sha256_file(tokenizer_path),
+        "tokenizer_sha256": sha256_file(tokenizer_path),
         "pad_token_id": int(embedding.tokenizer.pad_token_id or 0),
         "inverse_tau_input": INVERSE_TAU_INPUT,
         "pooling": pooling,
@@ -96,9 +79,32 @@ def record_query_path(embedding: Any) -> Path | None:
         "dimension": embedding.dimension,
     }
     path = folder / f"{key}.json"
-    _write_atomic(path, json.dumps(record, indent=2))
+    write_atomic_text(path, json.dumps(record, indent=2))
     logger.info("recorded the torch-free query path of %s in %s", embedding.model_name, path)
     return path
+
+
+def prepare_query_path(embedding: Any) -> Path | None:
+    """Make sure the next process can embed this index's queries without torch: record the query path of the
+    embedding's model unless a verified one is there already (ingest and the store's ``persist`` call this, so
+    that the export is paid once there, not by the first query). Returns the record, or None when the model
+    has no torch-free path, onnxruntime is missing or ``$TEMPSCALE_INDEX_QUERY_PATH`` is ``lazy`` (the first
+    query prepares it then). Never raises: a query can always fall back to PyTorch."""
+    if os.environ.get(QUERY_PATH_ENV) == "lazy" or importlib.util.find_spec("onnxruntime") is None:
+        return None
+    config = embedding.index_config()
+    try:
+        _load_record(config)  # verified: graph and tokenizer hashes checked
+        return query_paths_dir() / f"{_record_key(config.model_name, config.weights_sha256, config.precision)}.json"
+    except QueryPathUnavailable:
+        pass
+    try:
+        if embedding.onnx_graph is None:
+            embedding = type(embedding).from_index_config(config, backend="onnx")
+        return record_query_path(embedding)
+    except Exception as exc:  # export refused (unsupported model), unwritable cache…: queries use PyTorch
+        logger.warning("queries of this index will load PyTorch: no torch-free query path (%s)", exc)
+        return None
 
 
 def _pooling_of(model: Any) -> str | None:
@@ -230,7 +236,7 @@ def _load_record(config: Any) -> dict[str, Any]:
         raise QueryPathUnavailable(f"{path}: pooling {record.get('pooling')!r} is not supported")
     for name in ("graph", "tokenizer"):
         try:
-            found = _sha256_file(Path(record[name]))
+            found = sha256_file(Path(record[name]))
         except OSError:
             raise QueryPathUnavailable(f"the recorded {name} {record[name]} is missing") from None
         if found != record[f"{name}_sha256"]:

@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
+from tempscale_index.node_metadata import TAU_KEY, TOKENS_KEY
 from tempscale_index.serving.query_encoder import (
     OnnxQueryEncoder,
     QueryPathUnavailable,
@@ -88,8 +89,8 @@ def hit_row(rank: int, score: float, node: dict[str, Any]) -> dict[str, Any]:
     return {
         "rank": rank,
         "score": round(float(score), 6),
-        "tau": metadata.get("tempscale_tau"),
-        "tokens": metadata.get("tempscale_tokens"),
+        "tau": metadata.get(TAU_KEY),
+        "tokens": metadata.get(TOKENS_KEY),
         "doc_id": doc_id,
         "source": metadata.get("file_name") or doc_id,
         "node_id": node.get("id_"),

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tempscale_index.index_config import IndexConfig
+from tempscale_index.node_metadata import TEXT_VIEW
 from tempscale_index.store import versions
 from tempscale_index.store.errors import CorruptIndexError, IndexExistsError, IndexNotFoundError, StoreError
 from tempscale_index.store.hashing import content_hash
@@ -342,6 +343,7 @@ class FaissStore:
                 metric="inner_product",
                 train_size=self.train_size,
                 chunking=self.chunking,
+                text_view=TEXT_VIEW,  # how every entry point embeds a node (node_metadata.embedded_text)
                 next_id=self._next_id,
             )
         except BaseException:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,6 +36,7 @@ def fsync_path(path: Path) -> None:
 
 
 def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks (files may be larger than memory)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(_BLOCK):
@@ -73,11 +75,17 @@ class HashingWriter:
 
 
 def write_atomic_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically: a reader sees the old content or the new, never a mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """Replace ``path`` with ``text`` atomically and durably (fsynced): a reader sees the old content or the new,
+    never a mix, and a crash leaves one of them. Each call writes its own temporary file, so threads and
+    processes writing the same path never collide."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     fsync_path(path.parent)

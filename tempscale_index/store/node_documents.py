@@ -14,6 +14,7 @@ import numpy as np
 from llama_index.core.schema import BaseNode
 
 from tempscale_index.index_config import IndexConfig, IndexConfigMismatchError
+from tempscale_index.node_metadata import METADATA_KEYS, MODEL_KEY, TAU_KEY, TOKENS_KEY
 from tempscale_index.schedules import stored_schedule
 from tempscale_index.store.errors import StoreError
 from tempscale_index.store.faiss_store import FaissStore, content_hash
@@ -29,8 +30,6 @@ def checked_vectors(
     """The nodes' embeddings as one matrix, refused when they cannot come from the index's embedding: another
     dimension, another model (``tempscale_model``), a τ the index's document schedule would not give, or values
     that would break search (``vector_checks``)."""
-    from tempscale_index.embedding import MODEL_KEY, TAU_KEY, TOKENS_KEY
-
     vectors = np.asarray([node.get_embedding() for node in nodes], dtype=np.float32)
     if vectors.shape[1] != config.dimension:
         raise ValueError(
@@ -98,8 +97,6 @@ def _stored_vectors(store: FaissStore, doc_id: str, ids: list[int]) -> np.ndarra
 def _shared_metadata(nodes: Sequence[BaseNode]) -> dict[str, Any]:
     """Document-level metadata: the plain values (and lists of them) every node of the document has in common,
     τ keys aside. Metadata filters see these."""
-    from tempscale_index.embedding import METADATA_KEYS
-
     shared = {key: value for key, value in nodes[0].metadata.items() if _plain(value) and key not in METADATA_KEYS}
     for node in nodes[1:]:
         shared = {key: value for key, value in shared.items() if node.metadata.get(key, object()) == value}

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
-from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import (
     DEFAULT_PERSIST_DIR,
     BasePydanticVectorStore,
@@ -33,6 +33,8 @@ from llama_index.core.vector_stores.types import (
 )
 
 from tempscale_index.index_config import PENDING_AUTO, IndexConfig
+from tempscale_index.node_metadata import TAU_KEY, embedded_text
+from tempscale_index.serving.query_encoder import prepare_query_path
 from tempscale_index.store.faiss_store import FaissStore
 from tempscale_index.store.filters import allowed_node_ids, matching_documents
 from tempscale_index.store.node_documents import add_to_document, checked_vectors, remove_from_document
@@ -82,14 +84,14 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         if isinstance(persist_dir, FaissStore):
             store = persist_dir
         elif FaissStore.exists(persist_dir):
-            _adopt_recorded(embed_model, IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir)), trust)
+            _match_recorded(
+                embed_model, IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir)), persist_dir, trust
+            )
             store = FaissStore.open(persist_dir, _config_of(embed_model), index_factory=index_type)
         else:
             store, embed_model = _new_store(persist_dir, embed_model, index_type, kwargs.get("lock_timeout", 10.0))
         super().__init__(persist_dir=str(store.path), **kwargs)
-        if embed_model is not None:
-            _adopt_recorded(embed_model, store.config, trust)
-            store.config.ensure_matches(_config_of(embed_model), where=f"the index at {store.path}")
+        _match_recorded(embed_model, store.config, store.path, trust)
         self._store = store
         self._embed_model, self._trust = embed_model, trust
 
@@ -109,7 +111,7 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         _local_only(fs)
         if FaissStore.exists(persist_dir):
             recorded = IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir))
-            _adopt_recorded(embed_model, recorded, kwargs.get("trust_callable_schedules", False))
+            _match_recorded(embed_model, recorded, persist_dir, kwargs.get("trust_callable_schedules", False))
         store = FaissStore.open(persist_dir, _config_of(embed_model), nprobe=nprobe, ef_search=ef_search)
         return cls(store, embed_model, **kwargs)
 
@@ -181,7 +183,7 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         embed_model = self.embed_model
         if embed_model.auto_pending:
             embed_model.calibrate(nodes)
-        self._store.config = IndexConfig.from_embedding(embed_model)
+        self._store.config = embed_model.index_config()
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Remove every node of the document ``ref_doc_id`` (nothing happens for an unknown id)."""
@@ -228,6 +230,9 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         with self._mutex:
             if self._store.writable:
                 self._store.commit()
+                if self._embed_model is not None and self._store.config.document_temperature != PENDING_AUTO:
+                    prepare_query_path(self._embed_model)  # the first query after it is as fast as any (a
+                    # store given vectors alone loads no model for it)
 
     def close(self) -> None:
         """Release the index's files and writer lock; changes not persisted are discarded."""
@@ -322,13 +327,11 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
     def _record_missing_taus(self, nodes: Sequence[BaseNode]) -> None:
         """Nodes embedded by ``VectorStoreIndex`` (not by the embedding as a transformation) carry no τ: give
         them the one the document schedule assigns their embedded text, as the embedding did."""
-        from tempscale_index.embedding import TAU_KEY
-
         missing = [node for node in nodes if TAU_KEY not in node.metadata]
         if not missing:
             return
         embedding = self.embed_model
-        counts = embedding.token_counts([node.get_content(metadata_mode=MetadataMode.EMBED) for node in missing])
+        counts = embedding.token_counts([embedded_text(node) for node in missing])
         for node, tau, count in zip(missing, embedding.schedule_for("document").taus(counts), counts):
             embedding.record_tau(node, tau, count)
 
@@ -379,13 +382,13 @@ def _new_store(
 
 
 def _config_of(embed_model: TempScaleEmbedding | None) -> IndexConfig | None:
-    return IndexConfig.from_embedding(embed_model, pending_ok=True) if embed_model is not None else None
+    return embed_model.index_config(pending_ok=True) if embed_model is not None else None
 
 
-def _adopt_recorded(embed_model: TempScaleEmbedding | None, config: IndexConfig, trust: bool) -> None:
-    """An existing index never re-decides 'auto': a pending embedding takes the index's recorded schedule."""
+def _match_recorded(embed_model: TempScaleEmbedding | None, config: IndexConfig, path: Any, trust: bool) -> None:
+    """An embedding given for an existing index must be the recorded one (a pending 'auto' adopts its schedule)."""
     if embed_model is not None:
-        embed_model.adopt_document_schedule(config.document_temperature, trust)
+        embed_model.match_index(config, where=f"the index at {path}", pending_ok=True, trust_callable_schedules=trust)
 
 
 def _local_only(fs: fsspec.AbstractFileSystem | None) -> None:
