@@ -27,7 +27,7 @@ from tempscale_index.store import versions
 from tempscale_index.store.errors import CorruptIndexError, IndexExistsError, IndexNotFoundError, StoreError
 from tempscale_index.store.hashing import content_hash
 from tempscale_index.store.manifest import MANIFEST_FILE, read_manifest
-from tempscale_index.store.node_table import NodeTable
+from tempscale_index.store.node_table import NodeTable, node_dict, node_from_dict
 from tempscale_index.store.records import DocumentRecord
 from tempscale_index.store.vector_index import DEFAULT_INDEX_FACTORY, DEFAULT_TRAIN_SIZE, VectorIndex
 from tempscale_index.store.version_files import read_version, write_version
@@ -35,7 +35,7 @@ from tempscale_index.store.version_files import read_version, write_version
 if TYPE_CHECKING:
     import faiss
     from filelock import FileLock
-    from llama_index.core.schema import BaseNode, TextNode
+    from llama_index.core.schema import BaseNode
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +216,11 @@ class FaissStore:
         return self._lock is not None
 
     @property
+    def dirty(self) -> bool:
+        """Whether this writer has changes not committed yet."""
+        return self._dirty
+
+    @property
     def num_documents(self) -> int:
         return len(self.documents)
 
@@ -227,10 +232,9 @@ class FaissStore:
         """The stored ``TextNode.to_dict()`` of each id (committed, or staged by this writer)."""
         return self.nodes.get(ids, self.path)
 
-    def get_nodes(self, ids: Sequence[int]) -> list[TextNode]:
-        from llama_index.core.schema import TextNode
-
-        return [TextNode.from_dict(data) for data in self.get_node_dicts(ids)]
+    def get_nodes(self, ids: Sequence[int]) -> list[BaseNode]:
+        """The stored nodes, each of its own class (``TextNode``, ``ImageNode``, ``IndexNode``…)."""
+        return [node_from_dict(data) for data in self.get_node_dicts(ids)]
 
     def search(
         self, queries: np.ndarray, k: int, allowed_ids: Iterable[int] | None = None
@@ -275,25 +279,51 @@ class FaissStore:
         vectors: np.ndarray,
         metadata: dict[str, Any] | None = None,
     ) -> list[int]:
-        """Add one document's chunks (replacing any document with the same id). Returns their node ids."""
+        """Add one document's chunks (replacing any document with the same id). Returns their node ids.
+        ``metadata``: the document's own (what filters see of every chunk); each chunk's differing values are
+        kept per chunk."""
+        self._require_writer()
+        if doc_id in self.documents:
+            self.delete(doc_id)
+        self.documents[doc_id] = DocumentRecord(doc_id, content_hash, [], dict(metadata or {}))
+        return self.extend(doc_id, content_hash, nodes, vectors)
+
+    def extend(self, doc_id: str, content_hash: str, nodes: Sequence[BaseNode], vectors: np.ndarray) -> list[int]:
+        """Append chunks to document ``doc_id`` (made when absent) without touching its other chunks: the cost
+        is the new chunks'. ``content_hash`` becomes the document's hash. Returns their node ids."""
+        from tempscale_index.store.records import filterable
+
         self._require_writer()
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape != (len(nodes), self.config.dimension):
             raise ValueError(
                 f"expected {len(nodes)} vectors of dimension {self.config.dimension}, got shape {vectors.shape}"
             )
-        if doc_id in self.documents:
-            self.delete(doc_id)
+        record = self.documents.setdefault(doc_id, DocumentRecord(doc_id, content_hash, []))
         ids = np.arange(self._next_id, self._next_id + len(nodes), dtype=np.int64)
         self._next_id += len(nodes)
         for node_id, node in zip(ids.tolist(), nodes):
-            data = node.to_dict()
-            data["embedding"] = None
-            self.nodes.stage(node_id, data)
+            self.nodes.stage(node_id, node_dict(node))
         self.vectors.add(ids, vectors)
-        self.documents[doc_id] = DocumentRecord(doc_id, content_hash, ids.tolist(), dict(metadata or {}))
+        record.add_nodes(ids.tolist(), [filterable(node.metadata) for node in nodes])
+        record.content_hash = content_hash
         self._dirty = True
         return ids.tolist()
+
+    def remove_nodes(self, doc_id: str, ids: set[int], content_hash: str) -> None:
+        """Remove some chunks of document ``doc_id`` (the document when none is left); ``content_hash`` becomes
+        its hash. Costs the removed chunks, not the document."""
+        self._require_writer()
+        record = self.documents[doc_id]
+        removed = [i for i in record.node_ids if i in ids]
+        if len(removed) == len(record.node_ids):
+            self.delete(doc_id)
+            return
+        self.vectors.remove(np.asarray(removed, dtype=np.int64))
+        self.nodes.remove(removed)
+        record.remove_nodes(set(removed))
+        record.content_hash = content_hash
+        self._dirty = True
 
     def delete(self, doc_id: str) -> int:
         """Remove a document and its chunks. Returns how many chunks went; raises KeyError for unknown ids."""
@@ -357,7 +387,7 @@ class FaissStore:
         if self._lock is not None:
             if self._created_root is not None:
                 versions.remove_unused(self.path, self._created_root)
-            self._lock.release()
+            versions.release_lock(self.path, self._lock)
             self._lock = None
 
     def __enter__(self) -> FaissStore:

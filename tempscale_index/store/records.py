@@ -1,9 +1,15 @@
-"""Document records: which chunks (node ids) belong to which ingested document, persisted as JSON lines."""
+"""Document records: which chunks (node ids) belong to which ingested document, persisted as JSON lines.
+
+A record also holds what metadata filters see, in memory so that a filtered query reads nothing from disk:
+``metadata``, what every chunk of the document shares, and ``node_metadata``, each chunk's own values beyond that
+(page numbers, section headers, extractor output). Most documents have no per-chunk entries, so filters decide
+them once per document.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,26 +17,77 @@ from typing import Any
 from tempscale_index.store.errors import CorruptIndexError
 from tempscale_index.store.files import HashingWriter
 
+_VALUE_TYPES = (str, int, float)
+_MISSING = object()
+
+
+def filterable(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata a filter can match: plain values and lists of them; the τ keys the embedding records
+    differ per chunk and are left out (they would give every chunk its own entry)."""
+    from tempscale_index.embedding import METADATA_KEYS
+
+    return {key: value for key, value in metadata.items() if key not in METADATA_KEYS and _plain(value)}
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(isinstance(item, _VALUE_TYPES) for item in value)
+    return isinstance(value, _VALUE_TYPES)
+
 
 @dataclass
 class DocumentRecord:
-    """One ingested document: its id, the hash of its text, its chunks' node ids and its metadata."""
+    """One ingested document: its id, the hash of its text, its chunks' node ids and their metadata."""
 
     doc_id: str
     content_hash: str
     node_ids: list[int]
     metadata: dict[str, Any] = field(default_factory=dict)
+    node_metadata: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def chunk_metadata(self, node_id: int) -> dict[str, Any]:
+        """What a filter sees of one chunk (besides the document id)."""
+        return {**self.metadata, **self.node_metadata.get(node_id, {})}
+
+    def add_nodes(self, ids: Sequence[int], metadatas: Sequence[Mapping[str, Any]]) -> None:
+        """Append chunks with their filterable metadata. Shared keys a new chunk does not share move to the
+        older chunks' own entries (once per key), so an append costs the new chunks, not the document."""
+        if not self.node_ids and not self.metadata and metadatas:
+            first, *rest = metadatas
+            self.metadata = {k: v for k, v in first.items() if all(m.get(k, _MISSING) == v for m in rest)}
+        elif self.node_ids:
+            dropped = {k: v for k, v in self.metadata.items() if any(m.get(k, _MISSING) != v for m in metadatas)}
+            if dropped:
+                for node_id in self.node_ids:
+                    self.node_metadata[node_id] = {**dropped, **self.node_metadata.get(node_id, {})}
+                self.metadata = {k: v for k, v in self.metadata.items() if k not in dropped}
+        for node_id, metadata in zip(ids, metadatas):
+            own = {k: v for k, v in metadata.items() if self.metadata.get(k, _MISSING) != v}
+            if own:
+                self.node_metadata[int(node_id)] = own
+        self.node_ids.extend(int(i) for i in ids)
+
+    def remove_nodes(self, ids: set[int]) -> None:
+        self.node_ids = [i for i in self.node_ids if i not in ids]
+        for node_id in ids:
+            self.node_metadata.pop(node_id, None)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"doc_id": self.doc_id, "hash": self.content_hash, "ids": self.node_ids, "metadata": self.metadata},
-            ensure_ascii=False,
-        )
+        data: dict[str, Any] = {
+            "doc_id": self.doc_id,
+            "hash": self.content_hash,
+            "ids": self.node_ids,
+            "metadata": self.metadata,
+        }
+        if self.node_metadata:
+            data["node_metadata"] = {str(node_id): values for node_id, values in self.node_metadata.items()}
+        return json.dumps(data, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, line: str) -> DocumentRecord:
         data = json.loads(line)
-        return cls(data["doc_id"], data["hash"], [int(i) for i in data["ids"]], data.get("metadata") or {})
+        own = {int(node_id): dict(values) for node_id, values in (data.get("node_metadata") or {}).items()}
+        return cls(data["doc_id"], data["hash"], [int(i) for i in data["ids"]], data.get("metadata") or {}, own)
 
 
 def write_documents(path: Path, records: Iterable[DocumentRecord]) -> dict[str, int | str]:
@@ -48,7 +105,7 @@ def read_documents(path: Path) -> dict[str, DocumentRecord]:
         for number, line in enumerate(handle, 1):
             try:
                 record = DocumentRecord.from_json(line)
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise CorruptIndexError(f"{path} line {number} is not a document: {exc}") from None
             documents[record.doc_id] = record
     return documents
