@@ -107,19 +107,27 @@ def matching_nodes(
     None); documents with no passing chunk are left out."""
     wanted = set(doc_ids) if doc_ids is not None else None
     matcher = compile_filters(filters) if filters is not None else None
+    keys = filter_keys(filters) if filters is not None else frozenset()
     out: dict[str, list[int]] = {}
     for record in records:
         if wanted is not None and record.doc_id not in wanted:
             continue
         if matcher is None:
             ids = record.node_ids
-        elif not record.node_metadata:
+        elif not record.node_metadata or not keys & record.own_keys:  # the chunks agree on every key filtered
             ids = record.node_ids if matcher(document_metadata(record)) else []
         else:
             ids = _passing_chunks(record, matcher)
         if ids:
             out[record.doc_id] = ids
     return out
+
+
+def filter_keys(filters: MetadataFilters | MetadataFilter) -> frozenset[str]:
+    """Every metadata key a (nested) filter reads."""
+    if isinstance(filters, MetadataFilter):
+        return frozenset({filters.key})
+    return frozenset().union(*(filter_keys(item) for item in filters.filters))
 
 
 def _passing_chunks(record: DocumentRecord, matcher: Matcher) -> list[int]:

@@ -44,6 +44,14 @@ class DocumentRecord:
     node_ids: list[int]
     metadata: dict[str, Any] = field(default_factory=dict)
     node_metadata: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _own_keys: frozenset[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def own_keys(self) -> frozenset[str]:
+        """Keys some chunk has a value of its own for: a filter on other keys is decided once per document."""
+        if self._own_keys is None:
+            self._own_keys = frozenset(key for own in self.node_metadata.values() for key in own)
+        return self._own_keys
 
     def chunk_metadata(self, node_id: int) -> dict[str, Any]:
         """What a filter sees of one chunk (besides the document id)."""
@@ -66,6 +74,7 @@ class DocumentRecord:
             if own:
                 self.node_metadata[int(node_id)] = own
         self.node_ids.extend(int(i) for i in ids)
+        self._own_keys = None
 
     def remove_nodes(self, ids: set[int]) -> None:
         self.node_ids = [i for i in self.node_ids if i not in ids]
