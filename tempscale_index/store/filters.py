@@ -22,8 +22,10 @@ from llama_index.core.vector_stores.types import FilterCondition, FilterOperator
 from llama_index.core.vector_stores.utils import build_metadata_filter_fn
 
 from tempscale_index.store.faiss_store import DocumentRecord, FaissStore
+from tempscale_index.store.records import values_signature
 
 DOC_ID_KEYS = ("doc_id", "ref_doc_id", "document_id")
+_DOC_ID_KEY_SET = frozenset(DOC_ID_KEYS)
 SUPPORTED_OPERATORS = frozenset(
     {
         FilterOperator.EQ,
@@ -108,16 +110,12 @@ def matching_nodes(
     wanted = set(doc_ids) if doc_ids is not None else None
     matcher = compile_filters(filters) if filters is not None else None
     keys = filter_keys(filters) if filters is not None else frozenset()
+    decided: dict[tuple[Any, ...], bool] = {}  # per-chunk values: one matcher call per distinct combination
     out: dict[str, list[int]] = {}
     for record in records:
         if wanted is not None and record.doc_id not in wanted:
             continue
-        if matcher is None:
-            ids = record.node_ids
-        elif not record.node_metadata or not keys & record.own_keys:  # the chunks agree on every key filtered
-            ids = record.node_ids if matcher(document_metadata(record)) else []
-        else:
-            ids = _passing_chunks(record, matcher)
+        ids = record.node_ids if matcher is None else _passing_chunks(record, matcher, keys, decided)
         if ids:
             out[record.doc_id] = ids
     return out
@@ -130,21 +128,29 @@ def filter_keys(filters: MetadataFilters | MetadataFilter) -> frozenset[str]:
     return frozenset().union(*(filter_keys(item) for item in filters.filters))
 
 
-def _passing_chunks(record: DocumentRecord, matcher: Matcher) -> list[int]:
+def _passing_chunks(
+    record: DocumentRecord, matcher: Matcher, keys: frozenset[str], decided: dict[tuple[Any, ...], bool]
+) -> list[int]:
+    """The record's chunks passing ``matcher``. Chunks that agree on every filtered key are decided together;
+    otherwise each distinct combination of the filtered values once (``decided`` carries it across documents)."""
     shared = document_metadata(record)
-    shared_passes: bool | None = None  # decided once for the chunks with no values of their own
-    passing = []
-    for node_id in record.node_ids:
-        own = record.node_metadata.get(node_id)
-        if own is None:
-            if shared_passes is None:
-                shared_passes = matcher(shared)
-            keep = shared_passes
-        else:
-            keep = matcher({**record.metadata, **own, **dict.fromkeys(DOC_ID_KEYS, record.doc_id)})
-        if keep:
-            passing.append(node_id)
-    return passing
+    varying = keys & record.own_keys
+    if varying:
+        varying -= _DOC_ID_KEY_SET
+    if not varying:
+        return record.node_ids if matcher(shared) else []
+    base = values_signature(shared, sorted(keys))
+    ordered = tuple(sorted(varying))
+    passing: list[int] = []
+    for own, ids in record.groups(ordered).items():
+        key = (base, ordered, own)
+        answer = decided.get(key)
+        if answer is None:
+            chunk = record.node_metadata.get(ids[0], {})
+            answer = decided[key] = matcher({**shared, **{k: chunk[k] for k in ordered if k in chunk}})
+        if answer:
+            passing.extend(ids)
+    return sorted(passing) if len(passing) < len(record.node_ids) else record.node_ids
 
 
 def allowed_node_ids(

@@ -29,6 +29,20 @@ def filterable(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in metadata.items() if key not in METADATA_KEYS and _plain(value)}
 
 
+def values_signature(metadata: Mapping[str, Any], keys: Sequence[str]) -> tuple[Any, ...]:
+    """A hashable stand-in for ``metadata``'s values of ``keys`` (absent ones included), telling types apart
+    (``1`` and ``1.0`` may filter differently)."""
+    return tuple(_signature(metadata.get(key, _MISSING)) for key in keys)
+
+
+def _signature(value: Any) -> Any:
+    if value is _MISSING:
+        return ()
+    if isinstance(value, list):
+        return (list, tuple(_signature(item) for item in value))
+    return (type(value), value)
+
+
 def _plain(value: Any) -> bool:
     if isinstance(value, list):
         return all(isinstance(item, _VALUE_TYPES) for item in value)
@@ -45,6 +59,9 @@ class DocumentRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     node_metadata: dict[int, dict[str, Any]] = field(default_factory=dict)
     _own_keys: frozenset[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _groups: dict[tuple[str, ...], dict[tuple[Any, ...], list[int]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def own_keys(self) -> frozenset[str]:
@@ -52,6 +69,18 @@ class DocumentRecord:
         if self._own_keys is None:
             self._own_keys = frozenset(key for own in self.node_metadata.values() for key in own)
         return self._own_keys
+
+    def groups(self, keys: tuple[str, ...]) -> dict[tuple[Any, ...], list[int]]:
+        """The chunks grouped by their own values of ``keys`` (``values_signature``), cached until the next
+        change: a filter on per-chunk keys is then decided once per distinct value, not once per chunk."""
+        grouped = self._groups.get(keys)
+        if grouped is None:
+            grouped = {}
+            for node_id in self.node_ids:
+                own = self.node_metadata.get(node_id, {})
+                grouped.setdefault(values_signature(own, keys), []).append(node_id)
+            self._groups[keys] = grouped
+        return grouped
 
     def chunk_metadata(self, node_id: int) -> dict[str, Any]:
         """What a filter sees of one chunk (besides the document id)."""
@@ -75,11 +104,13 @@ class DocumentRecord:
                 self.node_metadata[int(node_id)] = own
         self.node_ids.extend(int(i) for i in ids)
         self._own_keys = None
+        self._groups.clear()
 
     def remove_nodes(self, ids: set[int]) -> None:
         self.node_ids = [i for i in self.node_ids if i not in ids]
         for node_id in ids:
             self.node_metadata.pop(node_id, None)
+        self._groups.clear()
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
