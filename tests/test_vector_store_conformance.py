@@ -231,6 +231,23 @@ def test_mmr_mode_trades_relevance_for_diversity(store):
         store.query(VectorStoreQuery(query_embedding=unit(1.0), mode=VectorStoreQueryMode.SPARSE))
 
 
+def test_mmr_through_the_index_retriever_and_ours(filled, minilm):
+    """The retriever's ``vector_store_query_mode="mmr"`` (LlamaIndex's and TempScaleRetriever's) reaches the store."""
+    from llama_index.core import VectorStoreIndex
+
+    from tempscale_index.pipeline import TempScaleRetriever
+
+    index = VectorStoreIndex.from_vector_store(filled, embed_model=minilm)
+    retriever = index.as_retriever(
+        similarity_top_k=2, vector_store_query_mode="mmr", vector_store_kwargs={"mmr_threshold": 0.5}
+    )
+    assert len(retriever.retrieve("lorem ipsum")) == 2
+    ours = TempScaleRetriever(filled.client, minilm, similarity_top_k=2, vector_store_query_mode="mmr")
+    assert len(ours.retrieve("lorem ipsum")) == 2
+    with pytest.raises(ValueError):
+        TempScaleRetriever(filled.client, minilm, vector_store_query_mode="nonsense")
+
+
 def test_filter_only_query_returns_the_filtered_nodes(filled):
     result = filled.query(VectorStoreQuery(filters=where(MetadataFilter(key="rank", value="c")), similarity_top_k=10))
     assert sorted(result.ids) == sorted([C2, C3]) and result.similarities is None
