@@ -28,7 +28,7 @@ from tempscale_index.store.errors import CorruptIndexError, IndexExistsError, In
 from tempscale_index.store.hashing import content_hash
 from tempscale_index.store.manifest import MANIFEST_FILE, read_manifest
 from tempscale_index.store.node_table import NodeTable, node_dict, node_from_dict
-from tempscale_index.store.records import DocumentRecord
+from tempscale_index.store.records import CHUNK_METADATA_FACT, DocumentRecord, filterable, read_chunk_metadata
 from tempscale_index.store.vector_index import DEFAULT_INDEX_FACTORY, DEFAULT_TRAIN_SIZE, VectorIndex
 from tempscale_index.store.version_files import read_version, write_version
 
@@ -63,6 +63,7 @@ class FaissStore:
         self._lock: FileLock | None = None
         self._created_root: bool | None = None  # set while this writer creates the index and has not committed
         self._dirty = False
+        self._chunk_metadata_read = True  # False for a version written before records kept per-chunk metadata
 
     # -- opening ---------------------------------------------------------------------------------------
 
@@ -175,6 +176,7 @@ class FaissStore:
         self.nodes, self.documents = loaded.nodes, loaded.documents
         self.chunking = self.manifest.get("chunking", {})
         self.version, self.version_name = int(self.manifest["version"]), pointer.name
+        self._chunk_metadata_read = bool(self.manifest.get(CHUNK_METADATA_FACT))
         self._next_id = int(self.manifest["next_id"])
 
     def refresh(self, verify: bool = True) -> bool:
@@ -227,6 +229,13 @@ class FaissStore:
     @property
     def num_nodes(self) -> int:
         return sum(len(record.node_ids) for record in self.documents.values())
+
+    def ensure_chunk_metadata(self) -> None:
+        """A version older than per-chunk metadata in records: read it from the node table, once (before
+        filtering and committing; see ``records.read_chunk_metadata``)."""
+        if not self._chunk_metadata_read:
+            read_chunk_metadata(self.documents.values(), self.get_node_dicts)
+            self._chunk_metadata_read = True
 
     def get_node_dicts(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         """The stored ``TextNode.to_dict()`` of each id (committed, or staged by this writer)."""
@@ -283,6 +292,7 @@ class FaissStore:
         ``metadata``: the document's own (what filters see of every chunk); each chunk's differing values are
         kept per chunk."""
         self._require_writer()
+        vectors = self._checked(nodes, vectors)  # before anything changes
         if doc_id in self.documents:
             self.delete(doc_id)
         self.documents[doc_id] = DocumentRecord(doc_id, content_hash, [], dict(metadata or {}))
@@ -291,14 +301,8 @@ class FaissStore:
     def extend(self, doc_id: str, content_hash: str, nodes: Sequence[BaseNode], vectors: np.ndarray) -> list[int]:
         """Append chunks to document ``doc_id`` (made when absent) without touching its other chunks: the cost
         is the new chunks'. ``content_hash`` becomes the document's hash. Returns their node ids."""
-        from tempscale_index.store.records import filterable
-
         self._require_writer()
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape != (len(nodes), self.config.dimension):
-            raise ValueError(
-                f"expected {len(nodes)} vectors of dimension {self.config.dimension}, got shape {vectors.shape}"
-            )
+        vectors = self._checked(nodes, vectors)
         record = self.documents.setdefault(doc_id, DocumentRecord(doc_id, content_hash, []))
         ids = np.arange(self._next_id, self._next_id + len(nodes), dtype=np.int64)
         self._next_id += len(nodes)
@@ -309,6 +313,14 @@ class FaissStore:
         record.content_hash = content_hash
         self._dirty = True
         return ids.tolist()
+
+    def _checked(self, nodes: Sequence[BaseNode], vectors: np.ndarray) -> np.ndarray:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape != (len(nodes), self.config.dimension):
+            raise ValueError(
+                f"expected {len(nodes)} vectors of dimension {self.config.dimension}, got shape {vectors.shape}"
+            )
+        return vectors
 
     def remove_nodes(self, doc_id: str, ids: set[int], content_hash: str) -> None:
         """Remove some chunks of document ``doc_id`` (the document when none is left); ``content_hash`` becomes
@@ -341,6 +353,7 @@ class FaissStore:
         self._require_writer()
         if not self._dirty:
             return self.version
+        self.ensure_chunk_metadata()
         self.vectors.train_on_pending()
         self.vectors.apply_removals()
         started = time.time()
@@ -360,6 +373,7 @@ class FaissStore:
                 train_size=self.train_size,
                 chunking=self.chunking,
                 next_id=self._next_id,
+                **{CHUNK_METADATA_FACT: True},
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)

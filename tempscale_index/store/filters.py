@@ -159,4 +159,6 @@ def allowed_node_ids(
     """Node ids of the chunks passing ``filters`` in the documents ``doc_ids`` (None when nothing restricts)."""
     if filters is None and doc_ids is None:
         return None
+    if filters is not None:
+        store.ensure_chunk_metadata()
     return [i for ids in matching_nodes(store.documents.values(), filters, doc_ids).values() for i in ids]

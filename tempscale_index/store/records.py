@@ -9,7 +9,7 @@ them once per document.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from tempscale_index.store.errors import CorruptIndexError
 from tempscale_index.store.files import HashingWriter
 
+CHUNK_METADATA_FACT = "chunk_metadata"  # in a manifest: its documents.jsonl records each chunk's own metadata
 _VALUE_TYPES = (str, int, float)
 _MISSING = object()
 
@@ -128,6 +129,17 @@ class DocumentRecord:
         data = json.loads(line)
         own = {int(node_id): dict(values) for node_id, values in (data.get("node_metadata") or {}).items()}
         return cls(data["doc_id"], data["hash"], [int(i) for i in data["ids"]], data.get("metadata") or {}, own)
+
+
+def read_chunk_metadata(
+    records: Iterable[DocumentRecord], node_dicts: Callable[[list[int]], list[dict[str, Any]]]
+) -> None:
+    """Give records of a version written before they kept each chunk's own metadata (no ``chunk_metadata`` in its
+    manifest; they hold what a document's chunks share only) the chunks' own values, read from the node table, so
+    that filters on per-chunk keys do not silently miss them."""
+    for record in records:
+        ids, record.node_ids, record.node_metadata = record.node_ids, [], {}
+        record.add_nodes(ids, [filterable(data.get("metadata") or {}) for data in node_dicts(ids)])
 
 
 def write_documents(path: Path, records: Iterable[DocumentRecord]) -> dict[str, int | str]:

@@ -320,6 +320,8 @@ class TempScaleFaissVectorStore(AsyncTwins, BasePydanticVectorStore):
 
     def _select(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> dict[str, set[int]]:
         """Store ids per document of the nodes in ``node_ids`` (all when None) passing ``filters``."""
+        if filters is not None:
+            self._store.ensure_chunk_metadata()
         passing = matching_nodes(self._store.documents.values(), filters)
         if node_ids is None:
             return {doc_id: set(ids) for doc_id, ids in passing.items()}
