@@ -165,24 +165,24 @@ def filtered_comparison(args: argparse.Namespace, config: IndexConfig, vectors: 
             build(folder, config, index_type, vectors, pages=True)
             times: dict[str, dict[str, list[float]]] = {side: {} for side in sides}
             hits: dict[str, dict[str, int]] = {}
-            for _ in range(args.rounds):
-                for side, root in sides.items():
+            for round_ in range(args.rounds):  # ABBA order: a drift in machine load hits both sides alike
+                for side, root in list(sides.items())[:: 1 if round_ % 2 == 0 else -1]:
                     command = [sys.executable, __file__, "--filtered-child", str(folder), "--k", str(args.k)]
                     command += ["--block", str(args.block), "--threads", str(args.threads)]
                     env = {**os.environ, "PYTHONPATH": root}
                     out = subprocess.run(command, env=env, cwd=tmp, check=True, capture_output=True, text=True)
                     answer = json.loads(out.stdout.strip().splitlines()[-1])
                     hits[side] = answer["hits"]
-                    for name, values in answer["times"].items():
-                        times[side].setdefault(name, []).extend(values)
-            print(f"\n[{index_type}] filtered query p50 (ms), {args.chunks} chunks, k {args.k}, {args.rounds} rounds")
+                    for name, values in answer["times"].items():  # each round's p50
+                        times[side].setdefault(name, []).append(percentiles(values)[0])
+            print(
+                f"\n[{index_type}] filtered query p50 (ms; median of {args.rounds} rounds of {args.queries} queries), "
+                f"{args.chunks} chunks, k {args.k}, load average {os.getloadavg()[0]:.1f}"
+            )
             for name in filters_to_time(args.chunks // 100):
-                row = "  ".join(
-                    f"{side} {percentiles(times[side][name])[0]:8.3f} ({hits[side][name]} hits)" for side in sides
-                )
-                ratio = ""
-                if "ref" in sides:
-                    ratio = f"  this/ref {percentiles(times['this'][name])[0] / percentiles(times['ref'][name])[0]:.2f}"
+                p50 = {side: statistics.median(times[side][name]) for side in sides}
+                row = "  ".join(f"{side} {p50[side]:8.3f} ({hits[side][name]} hits)" for side in sides)
+                ratio = f"  this/ref {p50['this'] / p50['ref']:.2f}" if "ref" in sides else ""
                 print(f"{name:<34} {row}{ratio}")
 
 
