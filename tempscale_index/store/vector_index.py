@@ -274,17 +274,21 @@ class VectorIndex:
         for training come from the buffer."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         pending_ids, pending_vectors = self.pending
-        in_buffer = np.isin(ids, pending_ids) if len(pending_ids) else np.zeros(len(ids), dtype=bool)
+        if not len(pending_ids):
+            return self._reconstruct(ids)
+        in_buffer = np.isin(ids, pending_ids)
         out = np.zeros((len(ids), self.dimension), dtype=np.float32)
-        if in_buffer.any():
-            order = np.argsort(pending_ids)
-            out[in_buffer] = pending_vectors[order[np.searchsorted(pending_ids, ids[in_buffer], sorter=order)]]
+        order = np.argsort(pending_ids)
+        out[in_buffer] = pending_vectors[order[np.searchsorted(pending_ids, ids[in_buffer], sorter=order)]]
         if not in_buffer.all():
-            try:
-                out[~in_buffer] = self.index.reconstruct_batch(np.ascontiguousarray(ids[~in_buffer]))
-            except RuntimeError as exc:
-                raise StoreError(f"{self.index_factory} cannot return stored vectors: {faiss_message(exc)}") from None
+            out[~in_buffer] = self._reconstruct(np.ascontiguousarray(ids[~in_buffer]))
         return out
+
+    def _reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        try:
+            return self.index.reconstruct_batch(ids)
+        except RuntimeError as exc:
+            raise StoreError(f"{self.index_factory} cannot return stored vectors: {faiss_message(exc)}") from None
 
 
 def _exact(queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
