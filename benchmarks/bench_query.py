@@ -13,14 +13,25 @@ Sides that are compared take turns in blocks of ``--block`` queries, so that mac
 neither runs right after the other's threads (a thread pool still busy from one side slows the next call of the
 other).
 
+``--filtered`` times filtered queries instead (``TempScaleFaissVectorStore.query`` with metadata filters, random
+unit query vectors) on an index whose chunks carry a per-chunk ``page`` besides their document's ``file_name``:
+a narrow document filter (10 of 1000 documents, scored exactly), a broad one (990 documents, FAISS id selector)
+and a per-chunk one (``page == 3``, 10% of the chunks). With ``--compare-ref DIR`` (a checkout of another
+revision, e.g. main's worktree) the same index is queried by that revision's code and by this one in separate
+processes, taking turns for ``--rounds`` rounds, and the p50s are printed side by side.
+
     python benchmarks/bench_query.py [--chunks 100000] [--index-types Flat,HNSW32] [--threads 2]
+    python benchmarks/bench_query.py --filtered --compare-ref ../main [--index-types "Flat;HNSW32;IVF256,Flat"]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -57,19 +68,27 @@ def queries(count: int) -> list[str]:
     return out
 
 
-def build(folder: Path, config: IndexConfig, index_type: str, vectors: np.ndarray, per_doc: int = 100) -> None:
+def build(
+    folder: Path, config: IndexConfig, index_type: str, vectors: np.ndarray, per_doc: int = 100, pages: bool = False
+) -> None:
     with FaissStore.create(folder, config, index_factory=index_type) as store:
         for start in range(0, len(vectors), per_doc):
             block = vectors[start : start + per_doc]
             nodes = [
                 TextNode(
                     text=f"synthetic chunk {start + i} " + "lorem ipsum " * 40,
-                    metadata={"tempscale_tau": 1.0, "file_name": f"doc{start // per_doc}.txt"},
+                    metadata={"tempscale_tau": 1.0, "file_name": f"doc{start // per_doc}.txt"}
+                    | ({"page": i % 10} if pages else {}),
                 )
                 for i in range(len(block))
             ]
             store.add(f"doc-{start // per_doc}", f"h{start}", nodes, block, {"file_name": f"doc{start // per_doc}.txt"})
         store.commit()
+
+
+def index_types(spec: str) -> list[str]:
+    """``Flat,HNSW32``, or with ``;`` between them when a type holds a comma (``Flat;IVF256,Flat``)."""
+    return spec.split(";") if ";" in spec else spec.split(",")
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:
@@ -89,6 +108,84 @@ def alternate(functions: dict[str, Callable[[Any], Any]], items: list[Any], bloc
     return out
 
 
+def filters_to_time(documents: int) -> dict[str, Any]:
+    from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
+
+    some = [f"doc{i}.txt" for i in range(0, documents, max(1, documents // 10))][:10]
+    return {
+        "10 documents (exact)": MetadataFilters(
+            filters=[MetadataFilter(key="file_name", operator=FilterOperator.IN, value=some)]
+        ),
+        "all but 10 documents (selector)": MetadataFilters(
+            filters=[MetadataFilter(key="file_name", operator=FilterOperator.NIN, value=some)]
+        ),
+        "per-chunk page == 3": MetadataFilters(filters=[MetadataFilter(key="page", value=3)]),
+    }
+
+
+def filtered_child(folder: Path, k: int, block: int) -> None:
+    """Time filtered queries with whichever ``tempscale_index`` this process imports; print JSON to stdout."""
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    from tempscale_index.store.vector_store import TempScaleFaissVectorStore
+
+    store = TempScaleFaissVectorStore.from_persist_dir(folder)
+    query_vectors = np.load(folder.parent / "queries.npy")
+    filters = filters_to_time(store.client.num_documents)
+    hits: dict[str, int] = {}
+
+    def runner(name: str) -> Callable[[np.ndarray], Any]:
+        def run(vector: np.ndarray) -> None:
+            result = store.query(
+                VectorStoreQuery(query_embedding=vector.tolist(), similarity_top_k=k, filters=filters[name])
+            )
+            hits[name] = len(result.ids)
+
+        return run
+
+    for vector in query_vectors[:3]:  # warm up
+        for name in filters:
+            runner(name)(vector)
+    times = alternate({name: runner(name) for name in filters}, list(query_vectors), block)
+    print(json.dumps({"times": times, "hits": hits, "module": sys.modules["tempscale_index"].__file__}))
+
+
+def filtered_comparison(args: argparse.Namespace, config: IndexConfig, vectors: np.ndarray) -> None:
+    """Filtered query p50 on one index, this revision against ``--compare-ref``'s, in alternating processes."""
+    sides = {"this": str(Path(__file__).resolve().parents[1])}
+    if args.compare_ref:
+        sides = {"ref": str(Path(args.compare_ref).resolve()), **sides}
+    rng = np.random.default_rng(1)
+    queries_ = rng.standard_normal((args.queries, vectors.shape[1])).astype(np.float32)
+    queries_ /= np.linalg.norm(queries_, axis=1, keepdims=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "queries.npy", queries_)
+        for index_type in index_types(args.index_types):
+            folder = Path(tmp) / index_type.replace(",", "_")
+            build(folder, config, index_type, vectors, pages=True)
+            times: dict[str, dict[str, list[float]]] = {side: {} for side in sides}
+            hits: dict[str, dict[str, int]] = {}
+            for round_ in range(args.rounds):  # ABBA order: a drift in machine load hits both sides alike
+                for side, root in list(sides.items())[:: 1 if round_ % 2 == 0 else -1]:
+                    command = [sys.executable, __file__, "--filtered-child", str(folder), "--k", str(args.k)]
+                    command += ["--block", str(args.block), "--threads", str(args.threads)]
+                    env = {**os.environ, "PYTHONPATH": root}
+                    out = subprocess.run(command, env=env, cwd=tmp, check=True, capture_output=True, text=True)
+                    answer = json.loads(out.stdout.strip().splitlines()[-1])
+                    hits[side] = answer["hits"]
+                    for name, values in answer["times"].items():  # each round's p50
+                        times[side].setdefault(name, []).append(percentiles(values)[0])
+            print(
+                f"\n[{index_type}] filtered query p50 (ms; median of {args.rounds} rounds of {args.queries} queries), "
+                f"{args.chunks} chunks, k {args.k}, load average {os.getloadavg()[0]:.1f}"
+            )
+            for name in filters_to_time(args.chunks // 100):
+                p50 = {side: statistics.median(times[side][name]) for side in sides}
+                row = "  ".join(f"{side} {p50[side]:8.3f} ({hits[side][name]} hits)" for side in sides)
+                ratio = f"  this/ref {p50['this'] / p50['ref']:.2f}" if "ref" in sides else ""
+                print(f"{name:<34} {row}{ratio}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chunks", type=int, default=100_000)
@@ -97,18 +194,31 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--block", type=int, default=20, help="queries per turn when two sides alternate")
     parser.add_argument("--threads", type=int, default=2, help="torch and FAISS threads (the target is on 2 cores)")
+    parser.add_argument("--filtered", action="store_true", help="time filtered queries (see above)")
+    parser.add_argument("--compare-ref", help="with --filtered: a checkout of the revision to compare against")
+    parser.add_argument("--rounds", type=int, default=3, help="with --filtered: turns each side takes")
+    parser.add_argument("--filtered-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
+    if args.filtered_child:
+        filtered_child(args.filtered_child, args.k, args.block)
+        return
 
-    backends = {backend: TempScaleEmbedding(backend=backend) for backend in ("torch", "onnx")}
+    # document τ 1.0, as the synthetic chunks record ('auto', the default, would need a corpus to decide on)
+    names = ("torch",) if args.filtered else ("torch", "onnx")
+    backends = {name: TempScaleEmbedding(backend=name, document_temperature=1.0) for name in names}
     embedding = backends["torch"]
     config = embedding.index_config()
     texts = queries(args.queries)
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((args.chunks, embedding.dimension)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    if args.filtered:
+        filtered_comparison(args, config, vectors)
+        return
+    texts = queries(args.queries)
     query_vectors = embedding.encode(texts, "query").embeddings
     encoders = {name: partial(backend.encode, kind="query") for name, backend in backends.items()}
     alternate(encoders, [[text] for text in texts[:5]], args.block)  # warm up
@@ -123,7 +233,7 @@ def main() -> None:
     print(f"torch/onnx p50 ratio {percentiles(embed_times['torch'])[0] / percentiles(embed_times['onnx'])[0]:.2f}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        for index_type in args.index_types.split(","):
+        for index_type in index_types(args.index_types):
             folder = Path(tmp) / index_type.replace(",", "_")
             started = time.perf_counter()
             build(folder, config, index_type, vectors)

@@ -517,3 +517,33 @@ def test_atomic_writes_from_many_threads_never_collide(tmp_path) -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda text: write_atomic_text(target, text), texts))
     assert target.read_text() in texts and [p.name for p in tmp_path.iterdir()] == ["record.json"]
+
+
+def test_an_index_written_before_per_chunk_metadata_is_filtered_per_chunk(index_dir):
+    """A version whose records hold only what a document's chunks share (no ``chunk_metadata`` in its manifest)
+    has its chunks' own values read from the node table before a filter runs, and recorded by the next commit."""
+    from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
+
+    from tempscale_index.store.filters import allowed_node_ids
+
+    with FaissStore.create(index_dir, fake_config(DIM)) as store:
+        nodes = [TextNode(text=f"page {page}", metadata={"file_name": "a.pdf", "page": page}) for page in (1, 2)]
+        store.add("a", "hash-a", nodes, random_vectors(2, 0), {"file_name": "a.pdf"})
+        store.commit()
+        version = index_dir / "versions" / store.version_name
+    documents = version / "documents.jsonl"
+    lines = [json.loads(line) for line in documents.read_text().splitlines()]
+    assert lines[0].pop("node_metadata") and documents.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    entry = {"bytes": documents.stat().st_size, "sha256": sha256_file(documents)}
+    rewrite_manifest(
+        version, lambda manifest: (manifest.pop("chunk_metadata"), manifest["files"].update({"documents.jsonl": entry}))
+    )
+    page_2 = MetadataFilters(filters=[MetadataFilter(key="page", value=2)])
+    with FaissStore.open(index_dir) as reader:
+        assert not reader.documents["a"].node_metadata  # as an older version recorded it
+        assert len(allowed_node_ids(reader, page_2)) == 1
+    with FaissStore.open(index_dir, writable=True) as writer:
+        writer.add("b", "hash-b", make_nodes("b", 1), random_vectors(1, 1))
+        writer.commit()
+    with FaissStore.open(index_dir) as reader:
+        assert reader.manifest["chunk_metadata"] and reader.documents["a"].node_metadata

@@ -4,7 +4,8 @@
 delete, ingestion pipelines). This retriever stays for the read-only query path because it does two things that
 path does not: it embeds queries on ONNX Runtime by default (1.7-2.7x faster forward passes, falling back to
 PyTorch with a warning), and it reports the query τ it used (``last_query_tau``, printed by
-``tempscale-index query``). Filters are the store's (``store/filters.py``), shared with the vector store."""
+``tempscale-index query``). Filters and the query itself go through the store's one query path
+(``store/filters.py``, ``store/search.py``), shared with the vector store and the CLI."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle
-from llama_index.core.vector_stores.types import MetadataFilters
+from llama_index.core.vector_stores.types import MetadataFilters, VectorStoreQuery, VectorStoreQueryMode
 
 from tempscale_index.embedding import Backend, TempScaleEmbedding
 from tempscale_index.engine import TempScaleNotAppliedError
@@ -24,6 +25,7 @@ from tempscale_index.engine.onnx_backend import OnnxBackendError
 from tempscale_index.index_config import IndexConfig
 from tempscale_index.store import FaissStore
 from tempscale_index.store.filters import allowed_node_ids, compile_filters
+from tempscale_index.store.search import query_nodes
 
 
 def query_embedding_for(
@@ -50,8 +52,9 @@ class TempScaleRetriever(BaseRetriever):
     installed (a query's forward pass runs 1.7–2.7× faster there), falling back to PyTorch with a warning.
     Each ``NodeWithScore`` carries the chunk's document τ (``tempscale_tau``), token count and document id
     (``node.ref_doc_id``). With ``auto_refresh`` the retriever switches to a newer committed version of the
-    index before each query (a reader never sees an uncommitted one). A callable schedule recorded in the index
-    runs code: refused unless ``trust_callable_schedules``.
+    index before each query (a reader never sees an uncommitted one). ``vector_store_query_mode`` is ``default``
+    (dense) or ``mmr`` (with ``mmr_threshold``), as for ``VectorStoreIndex.as_retriever``. A callable schedule
+    recorded in the index runs code: refused unless ``trust_callable_schedules``.
     """
 
     def __init__(
@@ -66,6 +69,8 @@ class TempScaleRetriever(BaseRetriever):
         verbose: bool = False,
         backend: Backend | None = None,
         trust_callable_schedules: bool = False,
+        vector_store_query_mode: VectorStoreQueryMode | str = VectorStoreQueryMode.DEFAULT,
+        mmr_threshold: float | None = None,
     ) -> None:
         if similarity_top_k <= 0:
             raise ValueError(f"similarity_top_k must be positive, got {similarity_top_k}")
@@ -84,6 +89,8 @@ class TempScaleRetriever(BaseRetriever):
         self.similarity_top_k = similarity_top_k
         self.filters = filters
         self.doc_ids = doc_ids
+        self.mode = VectorStoreQueryMode(vector_store_query_mode)
+        self.mmr_threshold = mmr_threshold
         self.auto_refresh = auto_refresh and not store.writable
         self.last_query_tau: float | None = None
         super().__init__(callback_manager=callback_manager, verbose=verbose)
@@ -111,11 +118,12 @@ class TempScaleRetriever(BaseRetriever):
             self.store.refresh()
         encoded = self.embedding.encode([query_bundle.query_str], "query")
         self.last_query_tau = encoded.taus[0]
+        query = VectorStoreQuery(
+            query_embedding=encoded.embeddings[0].tolist(), similarity_top_k=self.similarity_top_k, mode=self.mode
+        )
         allowed = allowed_node_ids(self.store, self.filters, self.doc_ids)
-        scores, ids = self.store.search(encoded.embeddings, self.similarity_top_k, allowed)
-        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-        nodes = self.store.get_nodes([i for i, _ in hits])
-        return [NodeWithScore(node=node, score=score) for node, (_, score) in zip(nodes, hits)]
+        result = query_nodes(self.store, query, allowed, mmr_threshold=self.mmr_threshold)
+        return [NodeWithScore(node=node, score=score) for node, score in zip(result.nodes, result.similarities)]
 
     def as_query_engine(self, llm: Any = None, **kwargs: Any) -> Any:
         """A ``RetrieverQueryEngine`` answering with ``llm`` over this retriever's chunks."""

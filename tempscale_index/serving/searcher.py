@@ -22,6 +22,7 @@ from tempscale_index.serving.query_encoder import (
     record_query_path,
 )
 from tempscale_index.store import FaissStore
+from tempscale_index.store.search import search_node_dicts
 
 logger = logging.getLogger(__name__)
 
@@ -137,10 +138,8 @@ class IndexSearcher:
         vectors = self.encoder.encode(texts)
         answers = []
         for row, (text, k, ids_allowed) in enumerate(zip(texts, ks, allowed)):
-            scores, ids = self.store.search(vectors.embeddings[row : row + 1], k, ids_allowed)
-            hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-            nodes = self.store.get_node_dicts([i for i, _ in hits])
-            rows = [hit_row(rank, score, node) for rank, ((_, score), node) in enumerate(zip(hits, nodes), 1)]
+            hits = search_node_dicts(self.store, vectors.embeddings[row : row + 1], k, ids_allowed)[0]
+            rows = [hit_row(rank, score, node) for rank, (score, node) in enumerate(hits, 1)]
             answers.append({"query": text, "query_tau": vectors.taus[row], "results": rows})
         return answers
 

@@ -29,8 +29,8 @@ from tempscale_index.store import versions
 from tempscale_index.store.errors import CorruptIndexError, IndexExistsError, IndexNotFoundError, StoreError
 from tempscale_index.store.hashing import content_hash
 from tempscale_index.store.manifest import MANIFEST_FILE, read_manifest
-from tempscale_index.store.node_table import NodeTable
-from tempscale_index.store.records import DocumentRecord
+from tempscale_index.store.node_table import NodeTable, node_dict, node_from_dict
+from tempscale_index.store.records import CHUNK_METADATA_FACT, DocumentRecord, filterable, read_chunk_metadata
 from tempscale_index.store.vector_checks import check_vectors
 from tempscale_index.store.vector_index import DEFAULT_INDEX_FACTORY, DEFAULT_TRAIN_SIZE, VectorIndex
 from tempscale_index.store.version_files import read_version, write_version
@@ -38,7 +38,7 @@ from tempscale_index.store.version_files import read_version, write_version
 if TYPE_CHECKING:
     import faiss
     from filelock import FileLock
-    from llama_index.core.schema import BaseNode, TextNode
+    from llama_index.core.schema import BaseNode
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class FaissStore:
         self._created_root: bool | None = None  # set while this writer creates the index and has not committed
         self._dirty = False
         self._failed_pointer: str | None = None  # CURRENT's text when the version it named failed to load
+        self._chunk_metadata_read = True  # False for a version written before records kept per-chunk metadata
 
     # -- opening ---------------------------------------------------------------------------------------
 
@@ -179,6 +180,7 @@ class FaissStore:
         self.nodes, self.documents = loaded.nodes, loaded.documents
         self.chunking = self.manifest.get("chunking", {})
         self.version, self.version_name = int(self.manifest["version"]), pointer.name
+        self._chunk_metadata_read = bool(self.manifest.get(CHUNK_METADATA_FACT))
         self._next_id = int(self.manifest["next_id"])
 
     def refresh(self, verify: bool = True) -> bool:
@@ -228,6 +230,11 @@ class FaissStore:
         return self._lock is not None
 
     @property
+    def dirty(self) -> bool:
+        """Whether this writer has changes not committed yet."""
+        return self._dirty
+
+    @property
     def num_documents(self) -> int:
         return len(self.documents)
 
@@ -235,14 +242,20 @@ class FaissStore:
     def num_nodes(self) -> int:
         return sum(len(record.node_ids) for record in self.documents.values())
 
+    def ensure_chunk_metadata(self) -> None:
+        """A version older than per-chunk metadata in records: read it from the node table, once (before
+        filtering and committing; see ``records.read_chunk_metadata``)."""
+        if not self._chunk_metadata_read:
+            read_chunk_metadata(self.documents.values(), self.get_node_dicts)
+            self._chunk_metadata_read = True
+
     def get_node_dicts(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         """The stored ``TextNode.to_dict()`` of each id (committed, or staged by this writer)."""
         return self.nodes.get(ids, self.path)
 
-    def get_nodes(self, ids: Sequence[int]) -> list[TextNode]:
-        from llama_index.core.schema import TextNode
-
-        return [TextNode.from_dict(data) for data in self.get_node_dicts(ids)]
+    def get_nodes(self, ids: Sequence[int]) -> list[BaseNode]:
+        """The stored nodes, each of its own class (``TextNode``, ``ImageNode``, ``IndexNode``…)."""
+        return [node_from_dict(data) for data in self.get_node_dicts(ids)]
 
     def search(
         self, queries: np.ndarray, k: int, allowed_ids: Iterable[int] | None = None
@@ -287,26 +300,55 @@ class FaissStore:
         vectors: np.ndarray,
         metadata: dict[str, Any] | None = None,
     ) -> list[int]:
-        """Add one document's chunks (replacing any document with the same id). Returns their node ids."""
+        """Add one document's chunks (replacing any document with the same id). Returns their node ids.
+        ``metadata``: the document's own (what filters see of every chunk); each chunk's differing values are
+        kept per chunk."""
         self._require_writer()
+        vectors = self._checked(nodes, vectors)  # before anything changes
+        if doc_id in self.documents:
+            self.delete(doc_id)
+        self.documents[doc_id] = DocumentRecord(doc_id, content_hash, [], dict(metadata or {}))
+        return self.extend(doc_id, content_hash, nodes, vectors)
+
+    def extend(self, doc_id: str, content_hash: str, nodes: Sequence[BaseNode], vectors: np.ndarray) -> list[int]:
+        """Append chunks to document ``doc_id`` (made when absent) without touching its other chunks: the cost
+        is the new chunks'. ``content_hash`` becomes the document's hash. Returns their node ids."""
+        self._require_writer()
+        vectors = self._checked(nodes, vectors)
+        record = self.documents.setdefault(doc_id, DocumentRecord(doc_id, content_hash, []))
+        ids = np.arange(self._next_id, self._next_id + len(nodes), dtype=np.int64)
+        self._next_id += len(nodes)
+        for node_id, node in zip(ids.tolist(), nodes):
+            self.nodes.stage(node_id, node_dict(node))
+        self.vectors.add(ids, vectors)
+        record.add_nodes(ids.tolist(), [filterable(node.metadata) for node in nodes])
+        record.content_hash = content_hash
+        self._dirty = True
+        return ids.tolist()
+
+    def _checked(self, nodes: Sequence[BaseNode], vectors: np.ndarray) -> np.ndarray:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape != (len(nodes), self.config.dimension):
             raise ValueError(
                 f"expected {len(nodes)} vectors of dimension {self.config.dimension}, got shape {vectors.shape}"
             )
         check_vectors(vectors, self.config.normalize, f"the index at {self.path}", [node.node_id for node in nodes])
-        if doc_id in self.documents:
+        return vectors
+
+    def remove_nodes(self, doc_id: str, ids: set[int], content_hash: str) -> None:
+        """Remove some chunks of document ``doc_id`` (the document when none is left); ``content_hash`` becomes
+        its hash. Costs the removed chunks, not the document."""
+        self._require_writer()
+        record = self.documents[doc_id]
+        removed = [i for i in record.node_ids if i in ids]
+        if len(removed) == len(record.node_ids):
             self.delete(doc_id)
-        ids = np.arange(self._next_id, self._next_id + len(nodes), dtype=np.int64)
-        self._next_id += len(nodes)
-        for node_id, node in zip(ids.tolist(), nodes):
-            data = node.to_dict()
-            data["embedding"] = None
-            self.nodes.stage(node_id, data)
-        self.vectors.add(ids, vectors)
-        self.documents[doc_id] = DocumentRecord(doc_id, content_hash, ids.tolist(), dict(metadata or {}))
+            return
+        self.vectors.remove(np.asarray(removed, dtype=np.int64))
+        self.nodes.remove(removed)
+        record.remove_nodes(set(removed))
+        record.content_hash = content_hash
         self._dirty = True
-        return ids.tolist()
 
     def delete(self, doc_id: str) -> int:
         """Remove a document and its chunks. Returns how many chunks went; raises KeyError for unknown ids."""
@@ -324,6 +366,7 @@ class FaissStore:
         self._require_writer()
         if not self._dirty:
             return self.version
+        self.ensure_chunk_metadata()
         self.vectors.train_on_pending()
         self.vectors.apply_removals()
         started = time.time()
@@ -345,6 +388,7 @@ class FaissStore:
                 chunking=self.chunking,
                 text_view=TEXT_VIEW,  # how every entry point embeds a node (node_metadata.embedded_text)
                 next_id=self._next_id,
+                **{CHUNK_METADATA_FACT: True},
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -372,7 +416,7 @@ class FaissStore:
         if self._lock is not None:
             if self._created_root is not None:
                 versions.remove_unused(self.path, self._created_root)
-            self._lock.release()
+            versions.release_lock(self.path, self._lock)
             self._lock = None
 
     def __enter__(self) -> FaissStore:

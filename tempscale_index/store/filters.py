@@ -1,9 +1,11 @@
 """LlamaIndex ``MetadataFilters`` over a store's documents, evaluated by LlamaIndex's own operator semantics.
 
-Filters see document-level metadata: what a document's chunks all share (file name, distribution…) plus its id
-under ``doc_id``, ``ref_doc_id`` and ``document_id`` (the keys LlamaIndex's vector stores use). Documents are
-held in memory, so choosing the chunks a filter allows costs no disk read; the chunk ids then restrict the
-FAISS search (exact scores for small sets, an id selector for large ones, on Flat, IVF and HNSW alike).
+Filters see each chunk's metadata (plain values and lists of them; see ``records.filterable``) plus its document's
+id under ``doc_id``, ``ref_doc_id`` and ``document_id`` (the keys LlamaIndex's vector stores use). Records hold
+that metadata in memory (what a document's chunks share once, each chunk's own values beside it), so choosing
+the chunks a filter allows costs no disk read, and a document whose chunks share everything is decided once;
+the chunk ids then restrict the FAISS search (exact scores for small sets, an id selector for large ones, on
+Flat, IVF and HNSW alike).
 
 Each leaf filter runs through ``llama_index.core.vector_stores.utils.build_metadata_filter_fn`` (the simple
 vector store's matcher); nesting and the AND/OR/NOT conditions are combined here because that helper refuses
@@ -20,8 +22,10 @@ from llama_index.core.vector_stores.types import FilterCondition, FilterOperator
 from llama_index.core.vector_stores.utils import build_metadata_filter_fn
 
 from tempscale_index.store.faiss_store import DocumentRecord, FaissStore
+from tempscale_index.store.records import values_signature
 
 DOC_ID_KEYS = ("doc_id", "ref_doc_id", "document_id")
+_DOC_ID_KEY_SET = frozenset(DOC_ID_KEYS)
 SUPPORTED_OPERATORS = frozenset(
     {
         FilterOperator.EQ,
@@ -91,29 +95,70 @@ def _leaf(leaf: MetadataFilter) -> Matcher:
 
 
 def document_metadata(record: DocumentRecord) -> dict[str, Any]:
-    """What a filter sees of one document: its metadata and its id under each of ``DOC_ID_KEYS``."""
+    """What a filter sees of a document's chunks in common: their shared metadata and the document's id under
+    each of ``DOC_ID_KEYS``."""
     return {**record.metadata, **dict.fromkeys(DOC_ID_KEYS, record.doc_id)}
 
 
-def matching_documents(
+def matching_nodes(
     records: Iterable[DocumentRecord],
     filters: MetadataFilters | MetadataFilter | None = None,
     doc_ids: Iterable[str] | None = None,
-) -> list[DocumentRecord]:
-    """The documents in ``doc_ids`` (all when None) that pass ``filters`` (all when None)."""
+) -> dict[str, list[int]]:
+    """Store ids per document of the chunks in ``doc_ids`` (all when None) that pass ``filters`` (all when
+    None); documents with no passing chunk are left out."""
     wanted = set(doc_ids) if doc_ids is not None else None
     matcher = compile_filters(filters) if filters is not None else None
-    return [
-        record
-        for record in records
-        if (wanted is None or record.doc_id in wanted) and (matcher is None or matcher(document_metadata(record)))
-    ]
+    keys = filter_keys(filters) if filters is not None else frozenset()
+    decided: dict[tuple[Any, ...], bool] = {}  # per-chunk values: one matcher call per distinct combination
+    out: dict[str, list[int]] = {}
+    for record in records:
+        if wanted is not None and record.doc_id not in wanted:
+            continue
+        ids = record.node_ids if matcher is None else _passing_chunks(record, matcher, keys, decided)
+        if ids:
+            out[record.doc_id] = ids
+    return out
+
+
+def filter_keys(filters: MetadataFilters | MetadataFilter) -> frozenset[str]:
+    """Every metadata key a (nested) filter reads."""
+    if isinstance(filters, MetadataFilter):
+        return frozenset({filters.key})
+    return frozenset().union(*(filter_keys(item) for item in filters.filters))
+
+
+def _passing_chunks(
+    record: DocumentRecord, matcher: Matcher, keys: frozenset[str], decided: dict[tuple[Any, ...], bool]
+) -> list[int]:
+    """The record's chunks passing ``matcher``. Chunks that agree on every filtered key are decided together;
+    otherwise each distinct combination of the filtered values once (``decided`` carries it across documents)."""
+    shared = document_metadata(record)
+    varying = keys & record.own_keys
+    if varying:
+        varying -= _DOC_ID_KEY_SET
+    if not varying:
+        return record.node_ids if matcher(shared) else []
+    base = values_signature(shared, sorted(keys))
+    ordered = tuple(sorted(varying))
+    passing: list[int] = []
+    for own, ids in record.groups(ordered).items():
+        key = (base, ordered, own)
+        answer = decided.get(key)
+        if answer is None:
+            chunk = record.node_metadata.get(ids[0], {})
+            answer = decided[key] = matcher({**shared, **{k: chunk[k] for k in ordered if k in chunk}})
+        if answer:
+            passing.extend(ids)
+    return sorted(passing) if len(passing) < len(record.node_ids) else record.node_ids
 
 
 def allowed_node_ids(
     store: FaissStore, filters: MetadataFilters | MetadataFilter | None = None, doc_ids: Iterable[str] | None = None
 ) -> list[int] | None:
-    """Node ids of the documents passing ``filters`` and in ``doc_ids`` (None when nothing restricts)."""
+    """Node ids of the chunks passing ``filters`` in the documents ``doc_ids`` (None when nothing restricts)."""
     if filters is None and doc_ids is None:
         return None
-    return [i for record in matching_documents(store.documents.values(), filters, doc_ids) for i in record.node_ids]
+    if filters is not None:
+        store.ensure_chunk_metadata()
+    return [i for ids in matching_nodes(store.documents.values(), filters, doc_ids).values() for i in ids]

@@ -1,26 +1,28 @@
 """LlamaIndex nodes as store documents: what ``TempScaleFaissVectorStore`` adds, changes and checks.
 
-The store keeps one record per document (its ``ref_doc_id``) and replaces a record whole. LlamaIndex adds and
-deletes single nodes, so a partial change re-adds the document's other nodes from their stored vectors (exact
-for Flat, HNSW and IVF-Flat indexes; PQ indexes re-add their approximations).
+The store keeps one record per document (its ``ref_doc_id``). LlamaIndex adds and deletes single nodes, so
+:class:`StoredNodes` maps LlamaIndex node ids to store ids and appends or removes just those nodes: adding a
+node to a document costs that node, not the document (the map is read from the node table once per version,
+then kept current by each change).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from llama_index.core.schema import BaseNode
 
 from tempscale_index.index_config import IndexConfig, IndexConfigMismatchError
-from tempscale_index.node_metadata import METADATA_KEYS, MODEL_KEY, TAU_KEY, TOKENS_KEY
+from tempscale_index.node_metadata import MODEL_KEY, TAU_KEY, TOKENS_KEY, embedded_text
 from tempscale_index.schedules import stored_schedule
-from tempscale_index.store.errors import StoreError
 from tempscale_index.store.faiss_store import FaissStore, content_hash
 from tempscale_index.store.vector_checks import check_vectors
 
-_DOCUMENT_VALUE_TYPES = (str, int, float)
+if TYPE_CHECKING:
+    from tempscale_index.embedding import TempScaleEmbedding
+
 _TAU_TOLERANCE = 1e-5
 
 
@@ -53,57 +55,89 @@ def checked_vectors(
     return vectors
 
 
-def add_to_document(store: FaissStore, doc_id: str, nodes: list[BaseNode], vectors: np.ndarray) -> None:
-    """Add ``nodes`` to document ``doc_id``, keeping its other stored nodes; a stored node with the same node id
-    is replaced."""
-    record = store.documents.get(doc_id)
-    if record is not None:
-        replaced = {node.node_id for node in nodes}
-        kept = [
-            (i, node)
-            for i, node in zip(record.node_ids, store.get_nodes(record.node_ids))
-            if node.node_id not in replaced
-        ]
-        if kept:
-            old = _stored_vectors(store, doc_id, [i for i, _ in kept])
-            nodes, vectors = [node for _, node in kept] + nodes, np.vstack([old, vectors])
-    _replace_document(store, doc_id, nodes, vectors)
+class StoredNodes:
+    """LlamaIndex node id → (store id, document id) for one store version, kept current by :meth:`add` and
+    :meth:`remove`. A node id is stored once: adding it again replaces it, in whichever document it was."""
 
+    def __init__(self) -> None:
+        self._by_node: dict[str, tuple[int, str]] | None = None
+        self._by_store: dict[int, str] = {}
 
-def remove_from_document(store: FaissStore, doc_id: str, removed: set[int]) -> None:
-    """Remove the nodes with store ids ``removed`` from document ``doc_id`` (the document when none is left)."""
-    remaining = [i for i in store.documents[doc_id].node_ids if i not in removed]
-    if not remaining:
+    def reset(self) -> None:
+        """Forget the map (another version was loaded); the next use reads it again."""
+        self._by_node, self._by_store = None, {}
+
+    def lookup(self, store: FaissStore) -> dict[str, tuple[int, str]]:
+        if self._by_node is None:
+            self._by_node, self._by_store = {}, {}
+            for record in store.documents.values():
+                for store_id, data in zip(record.node_ids, store.get_node_dicts(record.node_ids)):
+                    self._by_node[data["id_"]] = (store_id, record.doc_id)
+                    self._by_store[store_id] = data["id_"]
+        return self._by_node
+
+    def add(self, store: FaissStore, nodes: Sequence[BaseNode], vectors: np.ndarray) -> None:
+        """Append ``nodes`` to their documents (``ref_doc_id``, else their own id); a stored node with the same
+        id is replaced, and of one id given twice the last wins."""
+        index = self.lookup(store)
+        last = {node.node_id: position for position, node in enumerate(nodes)}
+        replaced: dict[str, set[int]] = {}
+        for node_id in last:
+            if node_id in index:
+                store_id, doc_id = index[node_id]
+                replaced.setdefault(doc_id, set()).add(store_id)
+        self.remove(store, replaced)
+        by_document: dict[str, list[int]] = {}
+        for position in last.values():
+            by_document.setdefault(nodes[position].ref_doc_id or nodes[position].node_id, []).append(position)
+        for doc_id, positions in by_document.items():
+            group = [nodes[i] for i in positions]
+            texts = [node.get_content() for node in group]
+            record = store.documents.get(doc_id)
+            # a document made in one call hashes as `ingest` hashes it; an append chains onto the old hash
+            digest = content_hash(doc_id, texts if record is None else [record.content_hash, *texts])
+            for store_id, node in zip(store.extend(doc_id, digest, group, vectors[positions]), group):
+                index[node.node_id] = (store_id, doc_id)
+                self._by_store[store_id] = node.node_id
+
+    def remove(self, store: FaissStore, selected: dict[str, set[int]]) -> None:
+        """Remove the store ids ``selected`` of each document (the document when none is left)."""
+        index = self.lookup(store)
+        for doc_id, ids in selected.items():
+            record = store.documents[doc_id]
+            store.remove_nodes(doc_id, ids, content_hash(doc_id, [record.content_hash, *map(str, sorted(ids))]))
+            for store_id in ids:
+                index.pop(self._by_store.pop(store_id, ""), None)
+
+    def delete_document(self, store: FaissStore, doc_id: str) -> None:
+        if self._by_node is not None:
+            for store_id in store.documents[doc_id].node_ids:
+                self._by_node.pop(self._by_store.pop(store_id, ""), None)
         store.delete(doc_id)
+
+
+def record_missing_taus(embedding_of: Callable[[], TempScaleEmbedding], nodes: Sequence[BaseNode]) -> None:
+    """Nodes embedded by ``VectorStoreIndex`` (not by the embedding as a transformation) carry no τ: give them the
+    one the document schedule assigns their embedded text, as the embedding did. ``embedding_of`` is called
+    only when a node needs it (building the embedding loads the model)."""
+    missing = [node for node in nodes if TAU_KEY not in node.metadata]
+    if not missing:
         return
-    _replace_document(store, doc_id, store.get_nodes(remaining), _stored_vectors(store, doc_id, remaining))
+    embedding = embedding_of()
+    counts = embedding.token_counts([embedded_text(node) for node in missing])
+    for node, tau, count in zip(missing, embedding.schedule_for("document").taus(counts), counts):
+        embedding.record_tau(node, tau, count)
 
 
-def _replace_document(store: FaissStore, doc_id: str, nodes: Sequence[BaseNode], vectors: np.ndarray) -> None:
-    digest = content_hash(doc_id, [node.get_content() for node in nodes])
-    store.add(doc_id, digest, nodes, vectors, _shared_metadata(nodes))
-
-
-def _stored_vectors(store: FaissStore, doc_id: str, ids: list[int]) -> np.ndarray:
-    try:
-        return store.index.reconstruct_batch(np.asarray(ids, dtype=np.int64)).astype(np.float32)
-    except RuntimeError as exc:
-        raise StoreError(
-            f"cannot change part of document {doc_id!r}: the {store.index_factory} index cannot return the vectors "
-            f"of its other nodes ({str(exc).strip().splitlines()[-1]}); add or delete a document's nodes together"
-        ) from None
-
-
-def _shared_metadata(nodes: Sequence[BaseNode]) -> dict[str, Any]:
-    """Document-level metadata: the plain values (and lists of them) every node of the document has in common,
-    τ keys aside. Metadata filters see these."""
-    shared = {key: value for key, value in nodes[0].metadata.items() if _plain(value) and key not in METADATA_KEYS}
-    for node in nodes[1:]:
-        shared = {key: value for key, value in shared.items() if node.metadata.get(key, object()) == value}
-    return shared
-
-
-def _plain(value: Any) -> bool:
-    if isinstance(value, list):
-        return all(isinstance(item, _DOCUMENT_VALUE_TYPES) for item in value)
-    return isinstance(value, _DOCUMENT_VALUE_TYPES)
+def count_missing_tokens(embedding_of: Callable[[], TempScaleEmbedding], nodes: Sequence[BaseNode]) -> None:
+    """A node carrying a τ but no token count gets its count from the index's tokenizer, so that the τ check of
+    :func:`checked_vectors` still runs (the count is what the schedule maps to a τ)."""
+    missing = [node for node in nodes if TAU_KEY in node.metadata and TOKENS_KEY not in node.metadata]
+    if not missing:
+        return
+    counts = embedding_of().token_counts([embedded_text(node) for node in missing])
+    for node, count in zip(missing, counts):
+        node.metadata[TOKENS_KEY] = int(count)
+        for excluded in (node.excluded_embed_metadata_keys, node.excluded_llm_metadata_keys):
+            if TOKENS_KEY not in excluded:
+                excluded.append(TOKENS_KEY)

@@ -196,3 +196,18 @@ def _copy(source: BinaryIO, writer: HashingWriter, size: int, block: int = 1 << 
             raise CorruptIndexError(f"{writer.path}: the previous version's nodes file ended early")
         writer.write(data)
         size -= len(data)
+
+
+def node_dict(node: Any) -> dict[str, Any]:
+    """What a node line stores of a LlamaIndex node: its JSON dump with its class name, vector left out (the
+    FAISS index holds it)."""
+    return {**node.model_dump(mode="json"), "class_name": node.class_name(), "embedding": None}
+
+
+def node_from_dict(data: dict[str, Any]) -> Any:
+    """The node a line stores, of its own class (``TextNode``, ``ImageNode``, ``IndexNode``), through LlamaIndex's
+    ``metadata_dict_to_node``, the class dispatch its vector stores share."""
+    from llama_index.core.vector_stores.utils import metadata_dict_to_node
+
+    content = json.dumps(data, ensure_ascii=False)
+    return metadata_dict_to_node({"_node_content": content, "_node_type": data.get("class_name")})

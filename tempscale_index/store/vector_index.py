@@ -3,11 +3,14 @@
 FAISS ids are the store's node ids. Flat, PQ and HNSW indexes sit inside ``IndexIDMap2`` (ids and
 reconstruction by id); IVF indexes hold the ids themselves, with a hash-table direct map for reconstruct and
 remove. HNSW cannot remove vectors: removals are marked, hidden from searches, and applied by one rebuild when
-the writer commits, however many documents went.
+the writer commits, however many documents went. An untrained (IVF) index keeps the vectors added before its
+training in a side buffer that searches score exactly and merge with the index's hits, so they are visible at
+once; the commit (or ``train_size`` vectors) trains and moves them into the index.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import faiss
@@ -21,6 +24,8 @@ DEFAULT_NPROBE = 16
 DEFAULT_EF_SEARCH = 64
 EXACT_FILTER_LIMIT = 20_000  # filtered searches over at most this many chunks are scored exactly
 INDEX_EXAMPLES = "Flat, HNSW32, IVF256,Flat, IVF256,PQ16"
+
+logger = logging.getLogger(__name__)
 
 
 def faiss_message(exc: BaseException) -> str:
@@ -51,6 +56,9 @@ def build_faiss_index(index_factory: str, dimension: int) -> faiss.Index:
     ivf = faiss.try_extract_index_ivf(base)
     if ivf is not None:  # IVF indexes store ids themselves; a hash table maps ids back for reconstruct/remove
         ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+        # FAISS prints "WARNING clustering n points to k centroids" on stderr for small training sets; the
+        # store logs its own line instead (VectorIndex.train_on_pending)
+        ivf.cp.min_points_per_centroid = 0
         return base
     return faiss.IndexIDMap2(base)
 
@@ -89,6 +97,7 @@ class VectorIndex:
         self.nprobe, self.ef_search = DEFAULT_NPROBE, DEFAULT_EF_SEARCH
         self._pending_ids: list[np.ndarray] = []
         self._pending_vectors: list[np.ndarray] = []
+        self._pending_joined: tuple[np.ndarray, np.ndarray] | None = None
         self._removed = np.zeros(0, dtype=np.int64)  # marked, not yet applied (index types that cannot remove)
         self._can_remove = True
         self._id_map_cache: tuple[faiss.Index, np.ndarray] | None = None
@@ -114,8 +123,18 @@ class VectorIndex:
 
     @property
     def ntotal(self) -> int:
-        """Vectors in the index, less marked removals."""
+        """Vectors in the index, less marked removals (buffered vectors waiting for training aside)."""
         return int(self.index.ntotal) - len(self._removed)
+
+    @property
+    def pending(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) buffered until training, joined once per change."""
+        if self._pending_joined is None:
+            if self._pending_ids:
+                self._pending_joined = (np.concatenate(self._pending_ids), np.concatenate(self._pending_vectors))
+            else:
+                self._pending_joined = (np.zeros(0, dtype=np.int64), np.zeros((0, self.dimension), dtype=np.float32))
+        return self._pending_joined
 
     def tune(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
         """Search-time settings: IVF cells probed, HNSW candidate list size."""
@@ -138,6 +157,7 @@ class VectorIndex:
             return
         self._pending_ids.append(ids)
         self._pending_vectors.append(vectors)
+        self._pending_joined = None
         if sum(len(block) for block in self._pending_ids) >= self.train_size:
             self.train_on_pending()
 
@@ -145,7 +165,16 @@ class VectorIndex:
         """Train on the buffered vectors and add them (commit calls this for corpora under ``train_size``)."""
         if not self._pending_ids:
             return
-        ids, vectors = np.concatenate(self._pending_ids), np.concatenate(self._pending_vectors)
+        ids, vectors = self.pending
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None and len(vectors) < 39 * ivf.nlist:
+            logger.info(
+                "training %s on %d vectors (FAISS advises at least %d); recall may be low until the index is "
+                "rebuilt on more text",
+                self.index_factory,
+                len(vectors),
+                39 * ivf.nlist,
+            )
         try:
             self.index.train(vectors)
         except RuntimeError as exc:
@@ -155,7 +184,7 @@ class VectorIndex:
             ) from None
         self.index.add_with_ids(vectors, ids)
         self._id_map_cache = None
-        self._pending_ids, self._pending_vectors = [], []
+        self._pending_ids, self._pending_vectors, self._pending_joined = [], [], None
 
     def remove(self, ids: np.ndarray) -> None:
         """Remove vectors by id: at once where FAISS can, otherwise marked until :meth:`apply_removals`."""
@@ -164,6 +193,7 @@ class VectorIndex:
             keep = [~np.isin(block, ids) for block in self._pending_ids]
             self._pending_vectors = [block[mask] for block, mask in zip(self._pending_vectors, keep)]
             self._pending_ids = [block[mask] for block, mask in zip(self._pending_ids, keep)]
+            self._pending_joined = None
         if not self.index.ntotal or not len(ids):
             return
         if self._can_remove:
@@ -188,24 +218,26 @@ class VectorIndex:
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, ids) per query row, ids -1 where fewer qualify; ``allowed`` restricts the ids.
 
-        Small allowed sets are scored exactly from the stored vectors, large ones go through an id selector.
+        Small allowed sets are scored exactly from the stored vectors, large ones go through an id selector;
+        vectors waiting for training are scored exactly and merged in.
         """
-        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-        ids = np.full((len(queries), k), -1, dtype=np.int64)
-        if self.ntotal == 0:  # an emptied IDMap index would map FAISS's -1 labels through an empty id table
-            return scores, ids
-        if allowed is None:
-            return self._search(queries, k)
-        allowed = np.setdiff1d(allowed, self._removed)
-        if len(allowed) == 0:
-            return scores, ids
-        if len(allowed) > EXACT_FILTER_LIMIT:
-            return self._search(queries, k, allowed)
-        all_scores = queries @ self.reconstruct(allowed).T
-        top = top_k(all_scores, k)
-        scores[:, : top.shape[1]] = np.take_along_axis(all_scores, top, axis=1)
-        ids[:, : top.shape[1]] = allowed[top]
-        return scores, ids
+        if allowed is not None:
+            allowed = np.setdiff1d(allowed, self._removed)
+            if 0 < len(allowed) <= EXACT_FILTER_LIMIT:
+                return _exact(queries, self.reconstruct(allowed), allowed, k)
+        pending_ids, pending_vectors = self.pending
+        if allowed is not None and len(pending_ids):
+            keep = np.isin(pending_ids, allowed)
+            pending_ids, pending_vectors = pending_ids[keep], pending_vectors[keep]
+        found = _exact(queries, pending_vectors, pending_ids, k)
+        if self.ntotal == 0 or (allowed is not None and len(allowed) == 0):
+            return found  # an emptied IDMap index would map FAISS's -1 labels through an empty id table
+        searched = self._search(queries, k, allowed)
+        if not len(pending_ids):
+            return searched
+        scores, ids = np.hstack([searched[0], found[0]]), np.hstack([searched[1], found[1]])
+        top = top_k(np.where(ids >= 0, scores, -np.inf), k)
+        return np.take_along_axis(scores, top, axis=1), np.take_along_axis(ids, top, axis=1)
 
     def _search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Search FAISS; ``IndexIDMap2`` is bypassed (its id translation runs an OpenMP region that costs
@@ -238,8 +270,34 @@ class VectorIndex:
         return self._id_map_cache
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
-        """The stored vectors of ``ids`` in one FAISS call (approximate for compressed indexes)."""
+        """The stored vectors of ``ids`` in one FAISS call (approximate for compressed indexes); vectors waiting
+        for training come from the buffer."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        pending_ids, pending_vectors = self.pending
+        if not len(pending_ids):
+            return self._reconstruct(ids)
+        in_buffer = np.isin(ids, pending_ids)
+        out = np.zeros((len(ids), self.dimension), dtype=np.float32)
+        order = np.argsort(pending_ids)
+        out[in_buffer] = pending_vectors[order[np.searchsorted(pending_ids, ids[in_buffer], sorter=order)]]
+        if not in_buffer.all():
+            out[~in_buffer] = self._reconstruct(np.ascontiguousarray(ids[~in_buffer]))
+        return out
+
+    def _reconstruct(self, ids: np.ndarray) -> np.ndarray:
         try:
-            return self.index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
+            return self.index.reconstruct_batch(ids)
         except RuntimeError as exc:
             raise StoreError(f"{self.index_factory} cannot return stored vectors: {faiss_message(exc)}") from None
+
+
+def _exact(queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` (scores, ids) of ``vectors`` (labelled ``ids``) by inner product, padded with -1 ids."""
+    scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    labels = np.full((len(queries), k), -1, dtype=np.int64)
+    if len(ids):
+        all_scores = queries @ vectors.T
+        top = top_k(all_scores, k)
+        scores[:, : top.shape[1]] = np.take_along_axis(all_scores, top, axis=1)
+        labels[:, : top.shape[1]] = ids[top]
+    return scores, labels

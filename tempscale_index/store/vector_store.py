@@ -3,8 +3,10 @@
 One format: a directory written by ``tempscale-index ingest`` opens here, and one written here opens in the CLI.
 It replaces LlamaIndex's ``FaissVectorStore`` in existing code (``StorageContext.from_defaults(vector_store=…)``,
 ``VectorStoreIndex.from_vector_store``, ``IngestionPipeline(vector_store=…)``), and adds what that store lacks:
-text stored with the vectors (no docstore needed), deletion, metadata filters, atomic persistence, and the
-embedding the index was built with (``store.embed_model``), so queries run at the index's query τ.
+nodes stored with the vectors, of their own class (no docstore needed), deletion, per-chunk metadata filters,
+MMR and filter-only queries, atomic persistence, and the embedding the index was built with
+(``store.embed_model``), so queries run at the index's query τ. Queries go through ``store/search.py``, the
+path the retriever and the CLI share.
 
 Changes are staged until :meth:`TempScaleFaissVectorStore.persist`; the writer lock is taken at the first change
 and held until :meth:`close`, so another process (an ``ingest``) cannot write meanwhile.
@@ -12,7 +14,6 @@ and held until :meth:`close`, so another process (an ``ingest``) cannot write me
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
@@ -20,7 +21,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import (
@@ -28,16 +28,22 @@ from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
     MetadataFilters,
     VectorStoreQuery,
-    VectorStoreQueryMode,
     VectorStoreQueryResult,
 )
 
 from tempscale_index.index_config import PENDING_AUTO, IndexConfig
-from tempscale_index.node_metadata import TAU_KEY, embedded_text
 from tempscale_index.serving.query_encoder import prepare_query_path
+from tempscale_index.store.async_twins import AsyncTwins
+from tempscale_index.store.errors import IndexNotFoundError, StoreError
 from tempscale_index.store.faiss_store import FaissStore
-from tempscale_index.store.filters import allowed_node_ids, matching_documents
-from tempscale_index.store.node_documents import add_to_document, checked_vectors, remove_from_document
+from tempscale_index.store.filters import allowed_node_ids, matching_nodes
+from tempscale_index.store.node_documents import (
+    StoredNodes,
+    checked_vectors,
+    count_missing_tokens,
+    record_missing_taus,
+)
+from tempscale_index.store.search import DEFAULT_MMR_PREFETCH_FACTOR, fetch_nodes, query_nodes
 
 if TYPE_CHECKING:
     import fsspec
@@ -47,13 +53,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class TempScaleFaissVectorStore(BasePydanticVectorStore):
+class TempScaleFaissVectorStore(AsyncTwins, BasePydanticVectorStore):
     """A LlamaIndex vector store over a tempscale-index FAISS directory (see the module docstring).
 
     ``TempScaleFaissVectorStore(path, embed_model=…, index_type=…)`` opens the index at ``path`` or makes a new
     one; :meth:`from_persist_dir` only opens, :meth:`create` only makes. ``index_type`` is a FAISS index_factory
-    string (``Flat``, ``HNSW32``, ``IVF256,Flat``…). Metadata filters see document-level metadata (what all of a
-    document's chunks share, and its id as ``doc_id``/``ref_doc_id``); see ``store/filters.py``.
+    string (``Flat``, ``HNSW32``, ``IVF256,Flat``…). Metadata filters see each chunk's metadata and its document's
+    id as ``doc_id``/``ref_doc_id``; see ``store/filters.py``.
+
+    A pickled or copied store reopens the committed index at ``persist_dir`` read-only (a FAISS index, its
+    writer lock and open files cannot travel); a store with changes not yet persisted refuses, since the copy
+    would silently miss them.
     """
 
     stores_text: bool = True
@@ -65,10 +75,15 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         "committed by another process (a reader never sees an uncommitted one).",
     )
     lock_timeout: float = Field(default=10.0, ge=0, description="Seconds to wait for the writer lock.")
+    return_embeddings: bool = Field(
+        default=False,
+        description="Put each returned node's stored vector in its `embedding` (get_nodes and queries; a call's "
+        "`return_embeddings=` overrides it). Off by default: a vector is 384+ floats per node.",
+    )
 
     _store: FaissStore = PrivateAttr()
     _embed_model: Any = PrivateAttr(default=None)
-    _node_index: dict[str, tuple[int, str]] | None = PrivateAttr(default=None)
+    _nodes: StoredNodes = PrivateAttr(default_factory=StoredNodes)
     _mutex: Any = PrivateAttr(default_factory=threading.RLock)
     _trust: bool = PrivateAttr(default=False)  # trust_callable_schedules: a recorded callable schedule runs code
 
@@ -129,6 +144,33 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         return cls(store, embed_model, **kwargs)
 
     @classmethod
+    def from_persist_path(
+        cls, persist_path: str | os.PathLike[str], fs: fsspec.AbstractFileSystem | None = None, **kwargs: Any
+    ) -> TempScaleFaissVectorStore:
+        """``FaissVectorStore.from_persist_path``'s twin: ``persist_path`` is the index directory, or a file in it
+        (such as ``storage/default__vector_store.json``, which ``FaissVectorStore`` code passes)."""
+        path = Path(persist_path)
+        if not FaissStore.exists(path) and FaissStore.exists(path.parent):
+            path = path.parent
+        if not FaissStore.exists(path):
+            raise IndexNotFoundError(
+                f"no index at {persist_path} or its folder; build one with `tempscale-index ingest`"
+            )
+        return cls.from_persist_dir(path, fs=fs, **kwargs)
+
+    @classmethod
+    def from_params(
+        cls,
+        persist_dir: str | os.PathLike[str] = DEFAULT_PERSIST_DIR,
+        embed_model: TempScaleEmbedding | None = None,
+        index_type: str | None = None,
+        **kwargs: Any,
+    ) -> TempScaleFaissVectorStore:
+        """Open the index at ``persist_dir``, or make one there (the constructor, under the name LlamaIndex's
+        stores use for it)."""
+        return cls(persist_dir, embed_model=embed_model, index_type=index_type, **kwargs)
+
+    @classmethod
     def class_name(cls) -> str:
         return "TempScaleFaissVectorStore"
 
@@ -164,15 +206,10 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
             return []
         with self._mutex:
             self._decide_pending_auto(nodes)
+            count_missing_tokens(lambda: self.embed_model, nodes)
             vectors = checked_vectors(self._store.config, nodes, f"the index at {self._store.path}", self._trust)
-            self._record_missing_taus(nodes)
-            store = self._writer()
-            by_document: dict[str, list[int]] = {}
-            for position, node in enumerate(nodes):
-                by_document.setdefault(node.ref_doc_id or node.node_id, []).append(position)
-            for doc_id, positions in by_document.items():
-                add_to_document(store, doc_id, [nodes[i] for i in positions], vectors[positions])
-            self._node_index = None
+            record_missing_taus(lambda: self.embed_model, nodes)
+            self._nodes.add(self._writer(), nodes, vectors)
         return [node.node_id for node in nodes]
 
     def _decide_pending_auto(self, nodes: Sequence[BaseNode]) -> None:
@@ -189,18 +226,14 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         """Remove every node of the document ``ref_doc_id`` (nothing happens for an unknown id)."""
         with self._mutex:
             if ref_doc_id in self._store.documents:
-                self._writer().delete(ref_doc_id)
-                self._node_index = None
+                self._nodes.delete_document(self._writer(), ref_doc_id)
 
     def delete_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **delete_kwargs: Any
     ) -> None:
         """Remove the nodes in ``node_ids`` (all when None) whose documents pass ``filters`` (all when None)."""
         with self._mutex:
-            store = self._writer()
-            for doc_id, removed in self._select(node_ids, filters).items():
-                remove_from_document(store, doc_id, removed)
-            self._node_index = None
+            self._nodes.remove(self._writer(), self._select(node_ids, filters))
 
     def clear(self) -> None:
         """Remove every document (committed by the next :meth:`persist`)."""
@@ -208,7 +241,7 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
             store = self._writer()
             for doc_id in list(store.documents):
                 store.delete(doc_id)
-            self._node_index = None
+            self._nodes.reset()
 
     def persist(self, persist_path: str | None = None, fs: fsspec.AbstractFileSystem | None = None) -> None:
         """Commit every change since the last commit, atomically.
@@ -241,70 +274,40 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
 
     # -- reading ---------------------------------------------------------------------------------------
 
-    def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
-        """The stored nodes in ``node_ids`` (in that order; all when None) whose documents pass ``filters``."""
+    def get_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+        return_embeddings: bool | None = None,
+    ) -> list[BaseNode]:
+        """The stored nodes in ``node_ids`` (in that order; all when None) that pass ``filters``."""
         with self._mutex:
             selected = self._select(node_ids, filters)
             ids = sorted(i for chosen in selected.values() for i in chosen)
-            nodes = self._store.get_nodes(ids)
+            nodes = fetch_nodes(self._store, ids, self._with_embeddings(return_embeddings))
         if node_ids is None:
             return list(nodes)
         by_id = {node.node_id: node for node in nodes}
         return [by_id[node_id] for node_id in node_ids if node_id in by_id]
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        """Dense top-k search, restricted by ``filters``, ``doc_ids`` and ``node_ids``; hits carry their τ."""
-        if query.mode != VectorStoreQueryMode.DEFAULT:
-            raise NotImplementedError(
-                f"query mode {query.mode.value!r} is not supported; this store answers dense (default) queries"
-            )
-        if query.query_embedding is None:
-            raise ValueError("this store needs a query embedding: query it through an index with an embed_model")
-        vector = np.asarray(query.query_embedding, dtype=np.float32)[None, :]
+        """Top-k among the nodes ``filters``, ``doc_ids`` and ``node_ids`` allow, hits carrying their τ: dense
+        (default) or MMR (``mmr_threshold``, ``mmr_prefetch_factor``), or, without a query embedding, the
+        filtered nodes themselves; see ``store/search.py``. ``return_embeddings=`` as for :meth:`get_nodes`."""
         with self._mutex:
-            if vector.shape[1] != self._store.config.dimension:
-                raise ValueError(
-                    f"query embedding has dimension {vector.shape[1]}; the index holds "
-                    f"{self._store.config.dimension}-dimensional vectors"
-                )
             if self.auto_refresh and not self._store.writable and self._store.refresh():
-                self._node_index = None
-            allowed = self._allowed_ids(query)
-            if self._store.num_nodes == 0:  # FaissStore.search fails on an emptied IDMap index
-                return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
-            scores, ids = self._store.search(vector, query.similarity_top_k, allowed)
-            hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-            nodes = self._store.get_nodes([i for i, _ in hits])
-        return VectorStoreQueryResult(
-            nodes=nodes, similarities=[score for _, score in hits], ids=[node.node_id for node in nodes]
-        )
+                self._nodes.reset()
+            return query_nodes(
+                self._store,
+                query,
+                self._allowed_ids(query),
+                with_embeddings=self._with_embeddings(kwargs.get("return_embeddings")),
+                mmr_threshold=kwargs.get("mmr_threshold"),
+                mmr_prefetch_factor=kwargs.get("mmr_prefetch_factor", DEFAULT_MMR_PREFETCH_FACTOR),
+            )
 
-    # -- async twins (the store works on local files: each runs in a worker thread) -------------------
-
-    async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
-        return await asyncio.to_thread(self.add, nodes, **kwargs)
-
-    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        await asyncio.to_thread(self.delete, ref_doc_id, **delete_kwargs)
-
-    async def adelete_nodes(
-        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **delete_kwargs: Any
-    ) -> None:
-        await asyncio.to_thread(self.delete_nodes, node_ids, filters, **delete_kwargs)
-
-    async def aget_nodes(
-        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
-    ) -> list[BaseNode]:
-        return await asyncio.to_thread(self.get_nodes, node_ids, filters)
-
-    async def aclear(self) -> None:
-        await asyncio.to_thread(self.clear)
-
-    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        return await asyncio.to_thread(self.query, query, **kwargs)
-
-    async def apersist(self, persist_path: str | None = None, fs: fsspec.AbstractFileSystem | None = None) -> None:
-        await asyncio.to_thread(self.persist, persist_path, fs)
+    def _with_embeddings(self, asked: bool | None) -> bool:
+        return self.return_embeddings if asked is None else bool(asked)
 
     # -- helpers ---------------------------------------------------------------------------------------
 
@@ -321,31 +324,22 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
                 ef_search=reader.ef_search,
             )
             reader.close()
-            self._node_index = None
+            self._nodes.reset()
         return self._store
-
-    def _record_missing_taus(self, nodes: Sequence[BaseNode]) -> None:
-        """Nodes embedded by ``VectorStoreIndex`` (not by the embedding as a transformation) carry no τ: give
-        them the one the document schedule assigns their embedded text, as the embedding did."""
-        missing = [node for node in nodes if TAU_KEY not in node.metadata]
-        if not missing:
-            return
-        embedding = self.embed_model
-        counts = embedding.token_counts([embedded_text(node) for node in missing])
-        for node, tau, count in zip(missing, embedding.schedule_for("document").taus(counts), counts):
-            embedding.record_tau(node, tau, count)
 
     def _select(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> dict[str, set[int]]:
         """Store ids per document of the nodes in ``node_ids`` (all when None) passing ``filters``."""
-        records = matching_documents(self._store.documents.values(), filters)
+        if filters is not None:
+            self._store.ensure_chunk_metadata()
+        passing = matching_nodes(self._store.documents.values(), filters)
         if node_ids is None:
-            return {record.doc_id: set(record.node_ids) for record in records}
-        passing = {record.doc_id for record in records}
-        index = self._llama_ids()
+            return {doc_id: set(ids) for doc_id, ids in passing.items()}
+        index = self._nodes.lookup(self._store)
+        allowed = None if filters is None else {i for ids in passing.values() for i in ids}
         selected: dict[str, set[int]] = {}
         for node_id in node_ids:
             store_id, doc_id = index.get(node_id, (-1, ""))
-            if doc_id in passing:
+            if store_id >= 0 and (allowed is None or store_id in allowed):
                 selected.setdefault(doc_id, set()).add(store_id)
         return selected
 
@@ -356,17 +350,31 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         if not query.node_ids:
             return allowed_node_ids(self._store, query.filters, doc_ids)
         selected = self._select(query.node_ids, query.filters)
-        return [i for doc_id, ids in selected.items() if doc_ids is None or doc_id in doc_ids for i in ids]
+        return sorted(i for doc_id, ids in selected.items() if doc_ids is None or doc_id in doc_ids for i in ids)
 
-    def _llama_ids(self) -> dict[str, tuple[int, str]]:
-        """LlamaIndex node id → (store id, document id), read from the node table once per version."""
-        if self._node_index is None:
-            index: dict[str, tuple[int, str]] = {}
-            for record in self._store.documents.values():
-                for store_id, data in zip(record.node_ids, self._store.get_node_dicts(record.node_ids)):
-                    index[data["id_"]] = (store_id, record.doc_id)
-            self._node_index = index
-        return self._node_index
+    # -- pickling and copying: reopen the committed index by path -------------------------------------
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        with self._mutex:
+            if self._store.writable and (self._store.dirty or self._store.version == 0):
+                raise StoreError(
+                    f"persist() the vector store at {self.persist_dir} before pickling or copying it: a copy reopens "
+                    "the committed index, and would miss the changes made since"
+                )
+            fields = {name: getattr(self, name) for name in ("auto_refresh", "lock_timeout", "return_embeddings")}
+            return _reopen, (self.persist_dir, fields, self._store.nprobe, self._store.ef_search)
+
+    def __copy__(self) -> TempScaleFaissVectorStore:
+        function, args = self.__reduce__()
+        return function(*args)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> TempScaleFaissVectorStore:
+        return self.__copy__()
+
+
+def _reopen(persist_dir: str, fields: dict[str, Any], nprobe: int, ef_search: int) -> TempScaleFaissVectorStore:
+    """A pickled or copied store: the committed index at ``persist_dir``, read-only until its first change."""
+    return TempScaleFaissVectorStore.from_persist_dir(persist_dir, nprobe=nprobe, ef_search=ef_search, **fields)
 
 
 def _new_store(

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,16 +169,41 @@ def write_pointer(root: Path, name: str, manifest_sha256: str) -> None:
 
 
 def acquire_lock(root: Path, timeout: float) -> FileLock:
-    """Take the writer lock (creating ``root``), or raise ``IndexLockedError`` after ``timeout`` seconds."""
+    """Take the writer lock (creating ``root``), or raise ``IndexLockedError`` after ``timeout`` seconds.
+
+    A writer removes ``writer.lock`` when it closes (:func:`release_lock`); a process that was waiting on the
+    removed file holds a lock nobody else can see, so it checks that it locked the file now at that path and
+    otherwise tries again."""
     root.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(root / LOCK), timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        lock = FileLock(str(root / LOCK), timeout=max(0.0, deadline - time.monotonic()))
+        try:
+            lock.acquire()
+        except Timeout:
+            raise IndexLockedError(
+                f"another process is writing to {root} (it holds {LOCK}); wait for it to finish"
+            ) from None
+        if _holds_lock_file(lock, root / LOCK):
+            return lock
+        lock.release()
+
+
+def _holds_lock_file(lock: FileLock, path: Path) -> bool:
+    fd = getattr(getattr(lock, "_context", None), "lock_file_fd", None)
+    if fd is None:  # another filelock layout: trust the lock (the file is then never removed, see release_lock)
+        return True
     try:
-        lock.acquire()
-    except Timeout:
-        raise IndexLockedError(
-            f"another process is writing to {root} (it holds {LOCK}); wait for it to finish"
-        ) from None
-    return lock
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def release_lock(root: Path, lock: FileLock) -> None:
+    """Remove ``writer.lock`` (still holding it, so no one else can hold that file), then release it."""
+    if getattr(getattr(lock, "_context", None), "lock_file_fd", None) is not None:
+        (root / LOCK).unlink(missing_ok=True)
+    lock.release()
 
 
 def new_version_folder(root: Path, name: str) -> Path:
