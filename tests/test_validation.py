@@ -111,13 +111,16 @@ def test_validate_corpus_records_every_presentation_and_scores_every_choice(mini
     ]
     assert all(run["label"] in result["levels"]["document"]["documents"] for run in runs)
     assert result["selection"] == runs[2]["selection"]  # the full corpus in its own order is "auto"
+    half = result["sizes"]["0.5"]["document"]
+    assert half["n_queries"] == 3 and set(half["documents"]) == set(result["levels"]["document"]["documents"])
+    assert result["lookup"]["embedded"] == 0  # every size was scored from the full corpus's vectors
     (tmp_path / "out" / "model").mkdir(parents=True)
     (tmp_path / "out" / "model" / "tiny.json").write_text(json.dumps(result))
     table = choice_markdown(tmp_path / "out").splitlines()
     assert len(table) == 2 + 2  # header, rule, one row per size
     # fewer than 8 documents: τ = 1 in every order (pending, where the selector says so)
-    for row, size in zip(table[2:], ("50% \\| 3", "100% \\| 6")):
-        assert re.match(rf"\| model \| tiny \| document \| {size} \| 1\.0( \(pending\))? ×2 \| yes \| 1\.0: ±0 \|", row)
+    for row, size in zip(table[2:], ("50% \\| 3 \\| 3", "100% \\| 6 \\| 6")):  # documents, and queries on them
+        assert re.match(rf"\| model \| tiny \| document \| {size} \| 1\.0( \(pending\))? ×2 \| yes \| ", row)
     assert table[2].endswith("| yes |")
 
 

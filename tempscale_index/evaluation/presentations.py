@@ -82,14 +82,14 @@ class LookupEmbedding:
 
     def __init__(self, embedding: TempScaleEmbedding) -> None:
         self._embedding = embedding
-        self._known: dict[tuple[str, float], np.ndarray] = {}
+        self._known: dict[tuple[Kind, str, float], np.ndarray] = {}
         self.served = 0
         self.embedded = 0
 
-    def remember(self, texts: Sequence[str], tau: float, vectors: np.ndarray) -> None:
-        """Known vectors of ``texts`` at constant ``tau`` (one row per text)."""
+    def remember(self, texts: Sequence[str], tau: float, vectors: np.ndarray, kind: Kind = "document") -> None:
+        """Known vectors of ``texts`` (of ``kind``) at constant ``tau``, one row per text."""
         for text, row in zip(texts, vectors):
-            self._known[(text, round(tau, 6))] = row
+            self._known[(kind, text, round(tau, 6))] = row
 
     def encode(
         self,
@@ -105,7 +105,7 @@ class LookupEmbedding:
         vectors = np.zeros((len(texts), self._embedding.dimension), dtype=np.float32)
         missing: dict[float, list[int]] = defaultdict(list)
         for row, (text, tau) in enumerate(zip(texts, taus)):
-            known = self._known.get((text, round(tau, 6))) if kind == "document" else None
+            known = self._known.get((kind, text, round(tau, 6)))
             if known is None:
                 missing[tau].append(row)
             else:
@@ -116,8 +116,7 @@ class LookupEmbedding:
             encoded = self._embedding.encode(subset, kind, ConstantSchedule(tau), show_progress).embeddings
             vectors[rows] = encoded
             self.embedded += len(rows)
-            if kind == "document":
-                self.remember(subset, tau, encoded)
+            self.remember(subset, tau, encoded, kind)
         return EncodedTexts(vectors, taus, counts)
 
     def __getattr__(self, name: str) -> Any:

@@ -76,21 +76,25 @@ def validate_corpus(
     fractions: Sequence[float] = FRACTIONS,
     orders: int = ORDERS,
 ) -> dict[str, Any]:
-    """The selector on every presentation (size × order) of the corpus, and at each level every grid cell and
-    every schedule it chose, scored on the full corpus by lookup and compared with τ = 1."""
+    """The selector on every presentation (size × order) of the corpus; at each size and level, every grid cell
+    and every schedule it chose, scored by lookup from the full corpus's cached vectors, compared with τ = 1."""
     evaluator = EmbeddedEvaluator(dataset, embedding, cache_dir=cache_dir)
-    schedules = grid_schedules(taus)
+    baseline, query_09 = ConstantSchedule(1.0), ConstantSchedule(0.9)
     lookup = LookupEmbedding(embedding)
     texts = [chunk.text for chunk in evaluator.chunks]
     for tau in taus:
         lookup.remember(texts, tau, evaluator.chunk_vectors(ConstantSchedule(tau)))
+    lookup.remember(list(dataset.queries.values()), 1.0, evaluator.query_vectors(baseline), kind="query")
+    schedules = grid_schedules(taus)
     runs: list[dict[str, Any]] = []
+    sizes: dict[float, set[str]] = {}
     for shown in presentations(list(dataset.corpus), fractions, orders):
         run, schedule = _select(lookup, evaluator.chunks, shown)
         schedules.setdefault(run["label"], schedule)
         runs.append(run)
+        sizes[shown.fraction] = set(shown.doc_ids)
     full = next(run for run in runs if run["fraction"] == max(fractions) and run["order"] == 0)
-    baseline, query_09 = ConstantSchedule(1.0), ConstantSchedule(0.9)
+    auto_label = full["label"]
     result: dict[str, Any] = {
         "dataset": dataset.name,
         "model": embedding.model_name,
@@ -98,18 +102,11 @@ def validate_corpus(
         "n_chunks": len(evaluator.chunks),
         "selection": full["selection"],
         "presentations": runs,
-        "lookup": {"served": lookup.served, "embedded": lookup.embedded},
+        "sizes": {},
         "levels": {},
     }
-    auto_label = full["label"]
     for level in levels:
-        cells = {
-            label: evaluator.evaluate(schedule, baseline, level, (MEASURE,)) for label, schedule in schedules.items()
-        }
-        reference = cells["1.0"]
-        compared = {
-            label: paired_comparison(reference, per_query, MEASURE).to_dict() for label, per_query in cells.items()
-        }
+        reference, compared = _compare(evaluator, schedules, level)
         query_cell = evaluator.evaluate(baseline, query_09, level, (MEASURE,))
         auto_query = evaluator.evaluate(schedules[auto_label], query_09, level, (MEASURE,))
         result["levels"][level] = {
@@ -119,7 +116,42 @@ def validate_corpus(
             "query_0.9": paired_comparison(reference, query_cell, MEASURE).to_dict(),
             "auto_query_0.9": paired_comparison(reference, auto_query, MEASURE).to_dict(),
         }
+    for fraction, doc_ids in sizes.items():
+        sub = evaluator if len(doc_ids) == len(dataset.corpus) else _sub_evaluator(evaluator, lookup, doc_ids)
+        result["sizes"][str(fraction)] = {}
+        for level in levels:
+            reference, compared = _compare(sub, schedules, level)
+            result["sizes"][str(fraction)][level] = {"n_queries": len(reference), "documents": compared}
+    result["lookup"] = {"served": lookup.served, "embedded": lookup.embedded}
     return result
+
+
+def _compare(
+    evaluator: EmbeddedEvaluator, schedules: dict[str, Schedule], level: Level
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Per-query τ = 1 scores, and every schedule compared with them (nothing when no query is judged)."""
+    baseline = ConstantSchedule(1.0)
+    cells = {label: evaluator.evaluate(schedule, baseline, level, (MEASURE,)) for label, schedule in schedules.items()}
+    reference = cells[schedule_label(baseline)]
+    if not reference:
+        return reference, {}
+    compared = {label: paired_comparison(reference, scores, MEASURE).to_dict() for label, scores in cells.items()}
+    return reference, compared
+
+
+def _sub_evaluator(evaluator: EmbeddedEvaluator, lookup: LookupEmbedding, doc_ids: set[str]) -> EmbeddedEvaluator:
+    """The corpus cut to ``doc_ids`` (and the queries judged only on them), scored from the vectors already known."""
+    dataset = evaluator.dataset
+    query_ids = [query_id for query_id, judged in dataset.qrels.items() if set(judged) <= doc_ids]
+    subset = RetrievalDataset(
+        dataset.name,
+        {doc_id: text for doc_id, text in dataset.corpus.items() if doc_id in doc_ids},
+        {query_id: dataset.queries[query_id] for query_id in query_ids},
+        {query_id: dataset.qrels[query_id] for query_id in query_ids},
+        {query_id: dataset.spans[query_id] for query_id in query_ids if query_id in dataset.spans},
+    )
+    chunks = [chunk for chunk in evaluator.chunks if chunk.doc_id in doc_ids]
+    return EmbeddedEvaluator(subset, cast("TempScaleEmbedding", lookup), chunks=chunks)
 
 
 def _select(lookup: LookupEmbedding, chunks: list[Chunk], shown: Presentation) -> tuple[dict[str, Any], Schedule]:
@@ -204,33 +236,30 @@ def validation_markdown(folder: Path) -> str:
 
 def choice_markdown(folder: Path) -> str:
     """One row per model × corpus × level × size: how often each schedule was chosen over the orders, whether
-    every order chose the same, the truth (grid best on the full corpus) and each choice's Δ on the full corpus."""
-    header = ["model", "corpus", "level", "size", "documents", "choices (orders)", "same", "grid best", "choice Δ"]
-    header.append("meets")
+    every order chose the same, and the truth at that size (grid best, and each choice's Δ, against τ = 1)."""
+    header = ["model", "corpus", "level", "size", "documents", "queries", "choices (orders)", "same", "grid best"]
+    header += ["choice Δ", "meets"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for file in sorted(folder.glob("*/*.json")):
         result = json.loads(file.read_text())
-        for level, cell in result["levels"].items():
-            documents = cell["documents"]
-            best_label = grid_best(documents)
+        for level in result["levels"]:
             for fraction, runs in _by_fraction(result["presentations"]).items():
+                truth = result["sizes"][str(fraction)][level]
                 counts = Counter(_choice(run) for run in runs)
+                row = [file.parent.name, result["dataset"], level, f"{fraction:.0%}", str(runs[0]["n_documents"])]
+                row += [str(truth["n_queries"]), "; ".join(f"{choice} ×{count}" for choice, count in counts.items())]
+                row.append("yes" if len(counts) == 1 else "**no**")
+                documents = truth["documents"]
+                if not documents:
+                    lines.append("| " + " | ".join([*row, "no judged query", "—", "—"]) + " |")
+                    continue
+                best_label = grid_best(documents)
                 labels = sorted({run["label"] for run in runs})
                 checks = [verdict(documents[label], documents[best_label]) for label in labels]
                 meets = len(counts) == 1 and all(check["no_loss"] and check["recovers"] for check in checks)
-                row = [
-                    file.parent.name,
-                    result["dataset"],
-                    level,
-                    f"{fraction:.0%}",
-                    str(runs[0]["n_documents"]),
-                    "; ".join(f"{choice} ×{count}" for choice, count in counts.most_common()),
-                    "yes" if len(counts) == 1 else "**no**",
-                    f"{best_label}: {_delta(documents[best_label])}",
-                    "; ".join(f"{label}: {_delta(documents[label])}" for label in labels),
-                    "yes" if meets else "**no**",
-                ]
-                lines.append("| " + " | ".join(row) + " |")
+                row.append(f"{best_label}: {_delta(documents[best_label])}")
+                row.append("; ".join(f"{label}: {_delta(documents[label])}" for label in labels))
+                lines.append("| " + " | ".join([*row, "yes" if meets else "**no**"]) + " |")
     return "\n".join(lines)
 
 
