@@ -5,8 +5,9 @@ measures exactly that where the schedule acts: neighbouring full-length chunks o
 document, its first window and the next), each embedded at the τ the candidate schedule would give it. A text
 probes at τ = 1 (as a query does) for its neighbour among the sampled texts at the candidate τ; its
 *discrimination* is how far, in standard deviations of its similarities to other documents' texts, the neighbour
-stands out. A candidate τ (0.9, 0.8, 0.7) is chosen when its mean paired gain over τ = 1 has a bootstrap interval
-(resampling documents) entirely above zero, Bonferroni-corrected for every candidate at every look.
+stands out. A candidate τ (0.9, 0.8, 0.7) qualifies when its mean paired gain over τ = 1 has a bootstrap interval
+(resampling documents) entirely above zero, Bonferroni-corrected for every candidate at every look; of those, the
+one with the highest lower bound is chosen (a lower τ has the larger but noisier gain).
 
 The sample is ranked by a content key (``selection_sample``), so the answer is the same for any order of the
 corpus and in any process. It grows (96 → 192 → 384 … texts) until the intervals exclude zero either way or the
@@ -115,12 +116,13 @@ def select_document_schedule(
             continue
         if not grew and look > 1:  # the corpus has no more usable texts: this look would repeat the last
             break
+        sample.embed()
         gains, rows = sample.gains(seed, alpha)
         evidence["candidates"] = rows
         evidence["n_pairs"] = len(gains)
         better = [row for row in rows if row["interval"][0] > 0]
         if better:
-            best = max(better, key=lambda row: row["gain"])
+            best = max(better, key=lambda row: row["interval"][0])  # the most surely better, not the noisiest
             schedule = PiecewiseSchedule([SHORT_TOKENS], [1.0, best["tau"]])
             reason = (
                 f"τ = {best['tau']} above {SHORT_TOKENS} tokens: neighbouring texts of a document stand out more "
@@ -175,7 +177,7 @@ class _Sample:
         return len(self.texts)
 
     def fill(self, blocks: Any, target: int) -> bool:
-        """Add blocks (trimmed to fit) until ``target`` texts; embed the new ones. False if none was added."""
+        """Add blocks (the last one trimmed to fit) until ``target`` texts. False if none was added."""
         start = self.size
         while target - self.size >= 2 and not self.exhausted:
             block: Block | None = next(blocks, None)
@@ -183,18 +185,18 @@ class _Sample:
                 self.exhausted = True
                 break
             self._add(block.texts[: target - self.size], block.group)
-        new = self.texts[start:]
-        if not new or self.size < MIN_SAMPLE:
-            return bool(new)
+        return self.size > start
+
+    def embed(self) -> None:
+        """Embed the texts added since the last call, once at τ = 1 and once per candidate τ."""
         for tau in (1.0, *CANDIDATE_TAUS):
-            schedule = PiecewiseSchedule([SHORT_TOKENS], [1.0, tau])  # the τ each text would actually get
-            if tau in self.vectors and len(self.vectors[tau]) == self.size:
+            done = self.vectors.get(tau, np.zeros((0, 0), dtype=np.float32))
+            if len(done) == self.size:
                 continue
-            todo = self.texts[len(self.vectors.get(tau, ())) :]
-            encoded = self.embedding.encode(todo, "document", temperature_override=schedule).embeddings
-            encoded = encoded / np.linalg.norm(encoded, axis=1, keepdims=True).clip(min=1e-12)
-            self.vectors[tau] = np.vstack([self.vectors[tau], encoded]) if tau in self.vectors else encoded
-        return True
+            schedule = PiecewiseSchedule([SHORT_TOKENS], [1.0, tau])  # the τ each text would actually get
+            encoded = self.embedding.encode(self.texts[len(done) :], "document", temperature_override=schedule)
+            vectors = encoded.embeddings / np.linalg.norm(encoded.embeddings, axis=1, keepdims=True).clip(min=1e-12)
+            self.vectors[tau] = np.vstack([done, vectors]) if len(done) else vectors
 
     def _add(self, texts: Sequence[str], group: str) -> None:
         first = self.size
@@ -211,10 +213,7 @@ class _Sample:
         targets = np.array([target for _, target in self.pairs])
         baseline = self._discrimination(self.vectors[1.0], other, probes, targets)
         gains = np.stack(
-            [
-                self._discrimination(self.vectors[tau], other, probes, targets) - baseline
-                for tau in CANDIDATE_TAUS
-            ],
+            [self._discrimination(self.vectors[tau], other, probes, targets) - baseline for tau in CANDIDATE_TAUS],
             axis=1,
         )
         intervals = _group_bootstrap(gains, groups[probes], seed, alpha)
