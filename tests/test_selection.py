@@ -80,16 +80,22 @@ def _five_orders(minilm, texts: list[str], groups: list[str]) -> list[dict]:
     return [selection.to_dict() for selection in selections]
 
 
+def _fake_encoder(tau_effect: float):
+    """A stand-in forward pass, a fixed function of text and τ (fast; the model's own determinism is the slow
+    test's business): ``tau_effect`` moves every vector by (1 − τ) times a direction of its own."""
+
+    def encode(self, texts, kind="document", temperature_override=None, show_progress=None):
+        tau = as_schedule(temperature_override).tau(300)
+        vectors = np.stack([_fake_vector(text, 1 - tau_effect * (1 - tau)) for text in texts])
+        return EncodedTexts(vectors, [tau] * len(texts), [300] * len(texts))
+
+    return encode
+
+
 def test_the_same_corpus_in_five_orders_gives_the_same_selection(meeting_chunks, minilm, monkeypatch):
-    """Everything but the model's forward pass (a fake, a fixed function of text and τ, keeps it fast): the
-    sample, the pairs, the bootstrap and the evidence do not depend on the order."""
-
-    def fake_encode(self, texts, kind="document", temperature_override=None, show_progress=None):
-        schedule = as_schedule(temperature_override)
-        vectors = np.stack([_fake_vector(text, schedule.tau(300)) for text in texts])
-        return EncodedTexts(vectors, [schedule.tau(300)] * len(texts), [300] * len(texts))
-
-    monkeypatch.setattr(type(minilm), "encode", fake_encode)
+    """Everything but the model's forward pass: the sample, the pairs, the bootstrap and the evidence do not
+    depend on the order."""
+    monkeypatch.setattr(type(minilm), "encode", _fake_encoder(1.0))
     texts, groups = meeting_chunks
     first, *others = _five_orders(minilm, texts, groups)
     assert all(other == first for other in others)
@@ -132,6 +138,16 @@ def test_the_cost_cap_is_under_a_tenth_of_ingest_from_2000_chunks():
         assert cost_cap(chunks) <= 0.1 * chunks  # ingest embeds every chunk once, at least
     assert cost_cap(10) == cost_cap(2000)  # the floor for small corpora
     assert _steps(45) == [45] and _steps(1125) == [96, 192, 384, 768, 1125]
+
+
+def test_an_undecided_sample_grows_to_the_cap(meeting_chunks, minilm, monkeypatch):
+    texts, groups = meeting_chunks
+    monkeypatch.setattr(type(minilm), "encode", _fake_encoder(0.0))  # τ changes nothing: every gain is 0
+    undecided = select_document_schedule(minilm, texts, groups, max_embeddings=4 * 200)
+    assert undecided.evidence["looks"] == 3 and undecided.evidence["n_sampled"] == 200
+    assert undecided.schedule == ConstantSchedule(1.0) and not undecided.pending
+    assert undecided.evidence["confidence"] == pytest.approx(1 - 0.05 / (3 * 3))  # 3 candidates × 3 looks
+    assert "clearly better" in undecided.reason
 
 
 def test_too_little_is_pending_without_embedding(meeting_chunks, minilm, monkeypatch):
