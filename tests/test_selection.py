@@ -8,7 +8,6 @@ the corpus, measure on texts the schedule changes, and say *pending* (not τ = 1
 from __future__ import annotations
 
 import hashlib
-import random
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 from tempscale_index.embedding import EncodedTexts
 from tempscale_index.evaluation import load_qmsum
 from tempscale_index.evaluation.embedded import chunk_dataset
+from tempscale_index.evaluation.orders import reordered
 from tempscale_index.schedules import ConstantSchedule, PiecewiseSchedule, as_schedule
 from tempscale_index.selection import (
     CANDIDATE_TAUS,
@@ -42,26 +42,6 @@ def meeting_chunks(minilm):
     return [chunk.text for chunk in chunks], [chunk.doc_id for chunk in chunks]
 
 
-def _reordered(texts: list[str], groups: list[str], order: int) -> tuple[list[str], list[str]]:
-    """The same corpus in another order: documents permuted, and (odd orders) their chunks interleaved, each
-    document's own chunks kept in reading order."""
-    by_doc: dict[str, list[str]] = {}
-    for text, group in zip(texts, groups):
-        by_doc.setdefault(group, []).append(text)
-    names = sorted(by_doc)
-    random.Random(order).shuffle(names)
-    if order % 2 == 0:
-        pairs = [(text, name) for name in names for text in by_doc[name]]
-    else:
-        queues = {name: list(by_doc[name]) for name in names}
-        pairs = []
-        while any(queues.values()):
-            for name in names:
-                if queues[name]:
-                    pairs.append((queues[name].pop(0), name))
-    return [text for text, _ in pairs], [name for _, name in pairs]
-
-
 def test_meetings_that_collapse_get_a_lower_tau_for_long_chunks(meeting_chunks, minilm):
     texts, groups = meeting_chunks
     selection = select_document_schedule(minilm, texts, groups)
@@ -75,7 +55,7 @@ def test_meetings_that_collapse_get_a_lower_tau_for_long_chunks(meeting_chunks, 
 
 
 def _five_orders(minilm, texts: list[str], groups: list[str]) -> list[dict]:
-    selections = [select_document_schedule(minilm, *_reordered(texts, groups, order)) for order in range(5)]
+    selections = [select_document_schedule(minilm, *reordered(texts, groups, order)) for order in range(5)]
     assert selections[0].evidence.get("candidates")  # it measured, not just pended
     return [selection.to_dict() for selection in selections]
 
