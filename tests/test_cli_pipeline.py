@@ -112,6 +112,8 @@ def test_info_shows_model_schedules_and_counts(index_dir):
 def test_delete_then_query_no_longer_returns_the_document(corpus, tmp_path):
     index = tmp_path / "index"
     assert run("ingest", str(corpus), "--index", str(index), "--no-progress").exit_code == 0
+    shown = run("info", str(index)).output  # 'auto' on four documents: too few, so τ = 1 settled, saying so
+    assert "chosen by auto: τ = 1 for this index: auto pending" in shown and "sampled:      " in shown
     doc_id = str((corpus / "filelock.md").resolve())
     result = run("delete", str(index), "--doc-id", doc_id)
     assert result.exit_code == 0 and "deleted 1 document(s)" in result.output

@@ -33,6 +33,7 @@ from llama_index.core.vector_stores.types import (
 )
 
 from tempscale_index.index_config import PENDING_AUTO, IndexConfig
+from tempscale_index.schedules import ConstantSchedule
 from tempscale_index.store.faiss_store import FaissStore
 from tempscale_index.store.filters import allowed_node_ids, matching_documents
 from tempscale_index.store.node_documents import add_to_document, checked_vectors, remove_from_document
@@ -169,13 +170,19 @@ class TempScaleFaissVectorStore(BasePydanticVectorStore):
         return [node.node_id for node in nodes]
 
     def _decide_pending_auto(self, nodes: Sequence[BaseNode]) -> None:
-        """A new store made for an 'auto' embedding records the schedule its first nodes were embedded with
-        (usually decided already while they were embedded; else decided now from these nodes)."""
+        """A new store made for an 'auto' embedding records the schedule its first nodes were embedded with:
+        decided already while they were embedded as nodes, or decided now from them (``VectorStoreIndex`` embeds
+        texts, which cannot decide: those came at τ = 1 provisionally and are embedded again if the choice
+        differs), or, if they are too few to decide, τ = 1 settled for this store."""
         if self._store.config.document_temperature != PENDING_AUTO:
             return
         embed_model = self.embed_model
         if embed_model.auto_pending:
             embed_model.calibrate(nodes)
+            if embed_model.auto_pending:
+                embed_model.settle_pending()
+            elif embed_model.document_temperature != ConstantSchedule(1.0):
+                embed_model(list(nodes))  # all of them were embedded while pending, at τ = 1
         self._store.config = IndexConfig.from_embedding(embed_model)
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
