@@ -2,9 +2,10 @@
 
 `auto` must give one answer per corpus whatever order its files arrive in (issue 14), and a sub-corpus should get
 the answer its full corpus gets when it holds enough evidence. A :class:`Presentation` is a subset of the corpus's
-documents (a prefix of one seeded shuffle, so smaller sizes are nested in larger ones) in one document order: the
-corpus's own order first, then seeded shuffles. A document's chunks keep their reading order; they are the very
-chunks the full corpus was cut into, so every text the selector may embed whole is one the evaluator has cached.
+documents (a prefix of one seeded shuffle, so smaller sizes are nested in larger ones) in one order of
+:func:`~tempscale_index.evaluation.orders.reordered` (seeded document shuffles; odd orders also interleave the
+documents' chunks). A document's chunks keep their reading order; they are the very chunks the full corpus was cut
+into, so every text the selector may embed whole is one the evaluator has cached.
 
 :class:`LookupEmbedding` stands in for the embedding during selection: a (text, τ) pair whose vector is already
 known (the full-corpus grid vectors) is served from memory, anything else is embedded once and remembered. Running
@@ -23,19 +24,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tempscale_index.embedding import EncodedTexts, Kind
+from tempscale_index.evaluation.orders import reordered
 from tempscale_index.schedules import ConstantSchedule, ScheduleLike, as_schedule
 
 if TYPE_CHECKING:
     from tempscale_index.chunking import Chunk
     from tempscale_index.embedding import TempScaleEmbedding
 
-ORDERS = 5  # the corpus's own order, then 4 seeded shuffles
+ORDERS = 5  # orders 0-4 of ``reordered``
 FRACTIONS = (0.15, 0.4, 1.0)  # of the corpus's documents
 
 
 @dataclass(frozen=True)
 class Presentation:
-    """``doc_ids`` in the order the selector receives them: ``fraction`` of the corpus, order number ``order``."""
+    """``fraction`` of the corpus (``doc_ids``, in the corpus's own order), presented in order number ``order``."""
 
     fraction: float
     order: int
@@ -45,23 +47,20 @@ class Presentation:
 def presentations(
     doc_ids: Sequence[str], fractions: Sequence[float] = FRACTIONS, orders: int = ORDERS, seed: int = 0
 ) -> Iterator[Presentation]:
-    """Each fraction × order; order 0 keeps the corpus's own document order, order k > 0 is shuffled with seed k."""
+    """Each fraction × order; the documents of a fraction are the same in every order."""
     if orders < 1 or not fractions or any(not 0 < fraction <= 1 for fraction in fractions):
         raise ValueError(f"need at least one order and fractions in (0, 1], got {orders} and {list(fractions)}")
     pool = list(doc_ids)
     random.Random(seed).shuffle(pool)
     for fraction in fractions:
         chosen = set(pool[: max(1, math.ceil(fraction * len(pool)))])
-        own_order = [doc_id for doc_id in doc_ids if doc_id in chosen]
+        own_order = tuple(doc_id for doc_id in doc_ids if doc_id in chosen)
         for order in range(orders):
-            shuffled = list(own_order)
-            if order:
-                random.Random(seed + order).shuffle(shuffled)
-            yield Presentation(fraction, order, tuple(shuffled))
+            yield Presentation(fraction, order, own_order)
 
 
 def presented_chunks(chunks: Sequence[Chunk], presentation: Presentation) -> tuple[list[str], list[str]]:
-    """The texts and document ids the selector sees: each document's chunks, documents in the presented order."""
+    """The texts and document ids the selector sees: the presentation's chunks in its order."""
     by_document: dict[str, list[str]] = defaultdict(list)
     for chunk in chunks:
         by_document[chunk.doc_id].append(chunk.text)
@@ -70,7 +69,7 @@ def presented_chunks(chunks: Sequence[Chunk], presentation: Presentation) -> tup
     for doc_id in presentation.doc_ids:
         texts.extend(by_document[doc_id])
         groups.extend([doc_id] * len(by_document[doc_id]))
-    return texts, groups
+    return reordered(texts, groups, presentation.order)
 
 
 class LookupEmbedding:

@@ -166,7 +166,7 @@ def _select(lookup: LookupEmbedding, chunks: list[Chunk], shown: Presentation) -
         "n_documents": len(shown.doc_ids),
         "n_chunks": len(texts),
         "label": schedule_label(selection.schedule),
-        "pending": bool(getattr(selection, "pending", False)),
+        "pending": selection.pending,
         "selection": selection.to_dict(),
         "seconds": time.perf_counter() - started,
         "texts_embedded": lookup.embedded - embedded_before,
