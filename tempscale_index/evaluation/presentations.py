@@ -97,6 +97,7 @@ class LookupEmbedding:
         temperature_override: ScheduleLike | None = None,
         show_progress: bool | None = None,
     ) -> EncodedTexts:
+        """``TempScaleEmbedding.encode`` (same signature: it stands in for it), from known vectors where it can."""
         if temperature_override is None:  # the embedding's own (possibly auto) schedule: nothing to look up
             return self._embedding.encode(texts, kind, None, show_progress)
         counts = self._embedding.token_counts(texts, kind)
