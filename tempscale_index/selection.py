@@ -105,7 +105,8 @@ def select_document_schedule(
     sample = _Sample(embedding)
     blocks = ranked_blocks(embedding, texts, names)
     for look, step in enumerate(steps, start=1):
-        grew = sample.fill(blocks, step)
+        if not sample.fill(blocks, step) and "candidates" in evidence:  # no more usable texts: nothing new to see
+            break
         evidence.update(n_sampled=sample.size, n_documents=len(set(sample.groups)), looks=look)
         if sample.size < MIN_SAMPLE or len(set(sample.groups)) < MIN_GROUPS:
             if sample.exhausted or step == steps[-1]:
@@ -115,8 +116,6 @@ def select_document_schedule(
                 )
                 return _selected(ConstantSchedule(1.0), reason, evidence, pending=True)
             continue
-        if not grew and look > 1:  # the corpus has no more usable texts: this look would repeat the last
-            break
         sample.embed()
         gains, rows = sample.gains(seed, alpha)
         evidence["candidates"] = rows

@@ -128,6 +128,8 @@ def test_an_undecided_sample_grows_to_the_cap(meeting_chunks, minilm, monkeypatc
     assert undecided.schedule == ConstantSchedule(1.0) and not undecided.pending
     assert undecided.evidence["confidence"] == pytest.approx(1 - 0.05 / (3 * 3))  # 3 candidates × 3 looks
     assert "clearly better" in undecided.reason
+    everything = select_document_schedule(minilm, texts, groups, max_embeddings=4 * 1000)  # more than it has
+    assert everything.evidence["n_sampled"] < 384 and everything.evidence["looks"] == 3  # stops when exhausted
 
 
 def test_too_little_is_pending_without_embedding(meeting_chunks, minilm, monkeypatch):
