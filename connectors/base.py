@@ -130,11 +130,13 @@ class VectorStoreConnector(ABC):
         nodes = list(nodes)
         if not nodes:
             return []
+        if self.embedding.auto_pending:  # decide on all of them before embedding any, or settle τ = 1
+            self.embedding.calibrate(nodes)
+            if self.embedding.auto_pending:
+                self.embedding.settle_pending()
         missing = [node for node in nodes if node.embedding is None]
         if missing:
             self.embedding(missing)
-        if self.embedding.auto_pending:  # every node came embedded: decide on them before creating
-            self.embedding.calibrate(nodes)
         for node in nodes:
             absent = [key for key in METADATA_KEYS if key not in node.metadata]
             if absent:

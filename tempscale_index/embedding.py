@@ -5,9 +5,10 @@ Queries are embedded at the query schedule's τ, texts and nodes at the document
 small; every text of a batch runs in one forward pass with its own τ. Nodes embedded through this class (as a
 transformation) record the τ they got in their metadata.
 
-The document temperature defaults to ``"auto"``: the first documents it embeds (or ``calibrate``) decide the
-schedule once, through :func:`tempscale_index.selection.select_document_schedule`, and every later text uses
-that choice. An explicit float or schedule turns it off.
+The document temperature defaults to ``"auto"``: the first nodes of enough documents it embeds (or
+``calibrate``) decide the schedule once, through :func:`tempscale_index.selection.select_document_schedule`, and
+every later text uses that choice; until then texts get τ = 1 provisionally (``auto_schedule``). An explicit
+float or schedule turns it off.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class TempScaleEmbedding(AutoDocumentSchedule, BaseEmbedding):
     document_temperature: Schedule | Literal["auto"] = Field(
         default=AUTO,
         description="τ for documents and nodes: a float, a schedule of the text's token count, or 'auto' (chosen "
-        "once from the first documents embedded, then frozen; see calibrate()).",
+        "once from the first nodes of enough documents, then frozen; τ = 1 provisionally until then; see calibrate()).",
     )
 
     _model: SentenceTransformer = PrivateAttr()
@@ -122,6 +123,7 @@ class TempScaleEmbedding(AutoDocumentSchedule, BaseEmbedding):
     _onnx: OnnxEncoder | None = PrivateAttr(default=None)
     _selection: Selection | None = PrivateAttr(default=None)
     _auto_resolved: bool = PrivateAttr(default=False)
+    _warned_pending: bool = PrivateAttr(default=False)
 
     def __init__(self, **kwargs: Any) -> None:
         if kwargs.get("precision") == "int8":  # int8 exists only as an ONNX Runtime graph
@@ -270,9 +272,10 @@ class TempScaleEmbedding(AutoDocumentSchedule, BaseEmbedding):
         _check_texts(texts)
         if not texts:  # an IngestionPipeline whose docstore de-duplicated every document embeds no nodes
             return EncodedTexts(np.zeros((0, self.dimension), dtype=np.float32), [], [])
-        if kind == "document" and temperature_override is None:
-            self.resolve_document_schedule(texts)
-        schedule = self.schedule_for(kind) if temperature_override is None else as_schedule(temperature_override)
+        if temperature_override is not None:
+            schedule = as_schedule(temperature_override)
+        else:
+            schedule = self.document_schedule_now(len(texts)) if kind == "document" else self.schedule_for(kind)
         token_ids = self.tokenize(texts, kind)
         counts = [len(ids) for ids in token_ids]
         taus = schedule.taus(counts)
@@ -349,20 +352,12 @@ class TempScaleEmbedding(AutoDocumentSchedule, BaseEmbedding):
     def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
         """LlamaIndex's batching, fed longest-first so that each batch holds texts of similar length."""
         _check_texts(texts)
-        self.resolve_document_schedule(texts)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         embeddings = super().get_text_embedding_batch([texts[i] for i in order], show_progress, **kwargs)
         restored: list[Embedding] = [[] for _ in texts]
         for position, index in enumerate(order):
             restored[index] = embeddings[position]
         return restored
-
-    async def aget_text_embedding_batch(
-        self, texts: list[str], show_progress: bool = False, **kwargs: Any
-    ) -> list[Embedding]:
-        """Decides 'auto' from all of ``texts`` first, as the sync path does, then LlamaIndex's async batching."""
-        await asyncio.to_thread(self.resolve_document_schedule, texts)
-        return await super().aget_text_embedding_batch(texts, show_progress, **kwargs)
 
     # -- as a transformation: nodes get their vectors and their τ ------------------------------------
 

@@ -1,22 +1,25 @@
-"""Unsupervised choice of the document τ schedule from a sample of a corpus's own chunks (no queries, no labels).
+"""Unsupervised choice of the document τ schedule from a sample of a corpus's own texts (no queries, no labels).
 
 Retrieval needs a text to stay closer to text about the same thing than to everything else. The selector
-measures exactly that on the corpus: each sampled chunk is cut into two halves that share no text, and the
-*discrimination* of a half is how far (in standard deviations of the similarities between different chunks'
-halves) its own other half stands out. TempScale's premise is that a lower τ spreads collapsed long texts apart; where
-that holds, halves of the same chunk stand out more at τ < 1, and where a lower τ only sharpens attention on
-surface tokens, the discrimination drops. A candidate τ is chosen only when the mean paired gain over τ = 1 has a
-95% bootstrap interval (resampling source documents) entirely above zero; otherwise, or on too small a
-sample, τ = 1.
+measures exactly that where the schedule acts: neighbouring full-length chunks of one document (or, for a whole
+document, its first window and the next), each embedded at the τ the candidate schedule would give it. A text
+probes at τ = 1 (as a query does) for its neighbour among the sampled texts at the candidate τ; its
+*discrimination* is how far, in standard deviations of its similarities to other documents' texts, the neighbour
+stands out. A candidate τ (0.9, 0.8, 0.7) qualifies when its mean paired gain over τ = 1 has a bootstrap interval
+(resampling documents) entirely above zero, Bonferroni-corrected for every candidate at every look; of those, the
+one with the largest mean gain is chosen. (The highest lower bound instead would favour the mildest τ, whose gain
+is the least noisy, on small samples: on QMSum it picked 0.9 from 96 texts, where 0.9 gains half of 0.8's nDCG.)
 
-Short chunks keep τ = 1 (a :class:`PiecewiseSchedule`): the collapse TempScale undoes is a long-text effect, and
-on short windows a lower τ raises the mean pairwise cosine on every corpus measured (docs/results.md).
+The sample is ranked by a content key (``selection_sample``), so the answer is the same for any order of the
+corpus and in any process. It grows (96 → 192 → 384 … texts) until the intervals exclude zero either way or the
+cost cap is hit: 7.5% of one embedding per chunk of the corpus (ingest costs at least one), with a floor for
+small corpora. Too little to go on (fewer than ``MIN_SAMPLE`` texts or ``MIN_GROUPS`` documents) is *pending*,
+not an answer: the schedule is τ = 1 for now and ``Selection.pending`` says so.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,32 +27,49 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tempscale_index.schedules import ConstantSchedule, PiecewiseSchedule, Schedule
+from tempscale_index.selection_sample import SHORT_TOKENS, Block, document_groups, ranked_blocks
 
 if TYPE_CHECKING:
     from tempscale_index.embedding import TempScaleEmbedding
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_SIZE = 96  # chunks; two halves each, embedded at each candidate τ ≈ 200 chunk forward passes in all
-CANDIDATE_TAU = 0.8  # the paper's τ; the one alternative tested against τ = 1
-SHORT_TOKENS = 128  # chunks of at most this many tokens keep τ = 1
-MIN_HALF_TOKENS = 16  # a chunk needs two halves of at least this many tokens to be sampled
-MIN_SAMPLE = 24  # fewer usable chunks than this: too little evidence, τ = 1
-MIN_GROUPS = 8  # fewer source documents than this: the interval over documents means little, τ = 1
-N_BOOTSTRAP = 2000
-CONFIDENCE = 0.95  # two-sided; a 90% interval chose τ = 0.8 for MPNet on 8 privacy policies, where it loses
+CANDIDATE_TAUS = (0.9, 0.8, 0.7)  # each tested against τ = 1 above SHORT_TOKENS tokens
+FIRST_STEP = 96  # texts embedded at the first look; doubled at each later one, up to the cap
+COST_FRACTION = 0.075  # embeddings per chunk given; ingest spends one per chunk and more (0.09 measured 0.107×)
+TARGET_CHUNKS = 2000  # the ≤ 10%-of-ingest target binds from this corpus size; smaller ones get its budget
+FLOOR_EMBEDDINGS = int(COST_FRACTION * TARGET_CHUNKS)
+MAX_SAMPLE = 3072  # texts: the similarity matrices stay small (the cap reaches this at ~170,000 chunks)
+MIN_SAMPLE = 24  # fewer usable texts than this: too little evidence, pending
+MIN_GROUPS = 8  # fewer source documents than this: the interval over documents means little, pending
+N_BOOTSTRAP = 10000
+ALPHA = 0.05  # family-wise: split over every candidate at every planned look
+
+__all__ = ["CANDIDATE_TAUS", "SHORT_TOKENS", "Selection", "cost_cap", "select_document_schedule"]
 
 
 @dataclass(frozen=True)
 class Selection:
-    """The chosen document schedule, one sentence saying why, and the measurements behind it."""
+    """The chosen document schedule, one sentence saying why, and the measurements behind it. ``pending``: too
+    little evidence to decide; the schedule (τ = 1) is provisional."""
 
     schedule: Schedule
     reason: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    pending: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schedule": self.schedule.to_dict(), "reason": self.reason, "evidence": self.evidence}
+        return {
+            "schedule": self.schedule.to_dict(),
+            "reason": self.reason,
+            "evidence": self.evidence,
+            "pending": self.pending,
+        }
+
+
+def cost_cap(n_chunks: int) -> int:
+    """Embeddings the selector may spend on a corpus of ``n_chunks`` chunks."""
+    return max(FLOOR_EMBEDDINGS, int(COST_FRACTION * n_chunks))
 
 
 def select_document_schedule(
@@ -58,99 +78,171 @@ def select_document_schedule(
     groups: Sequence[str] | None = None,
     *,
     seed: int = 0,
+    max_embeddings: int | None = None,
 ) -> Selection:
     """Choose τ = 1 or a length-dependent τ < 1 for ``texts`` (chunks as they will be embedded).
 
-    ``groups`` names each text's source document (None: each text is its own); the bootstrap resamples
-    documents, since chunks of one document are not independent evidence. Deterministic for the same inputs.
+    ``groups`` names each text's source document (None: each text is its own, whole document); a document's
+    texts are taken in the order given (its reading order). The bootstrap resamples documents, since texts of
+    one document are not independent evidence; ``seed`` seeds it. ``max_embeddings`` overrides the cost cap.
+    Deterministic, and the same for any order of the documents.
     """
     if groups is not None and len(groups) != len(texts):
         raise ValueError(f"groups must name one document per text: {len(groups)} groups for {len(texts)} texts")
-    halves, sample_groups = _sample_halves(embedding, texts, groups, seed)
-    n_groups = len(set(sample_groups))
+    names = document_groups(texts, groups)
+    budget = cost_cap(len(texts)) if max_embeddings is None else max_embeddings
+    cap = min(MAX_SAMPLE, budget // (1 + len(CANDIDATE_TAUS)))
+    steps = _steps(cap)
+    alpha = ALPHA / (len(CANDIDATE_TAUS) * len(steps))
     evidence: dict[str, Any] = {
-        "method": "half-chunk discrimination",
+        "method": "neighbour discrimination",
         "n_texts": len(texts),
-        "n_sampled": len(halves),
-        "n_documents": n_groups,
-        "candidate_tau": CANDIDATE_TAU,
+        "n_documents_given": len(set(names)),
+        "cap_texts": cap,
+        "candidate_taus": list(CANDIDATE_TAUS),
+        "confidence": 1 - alpha,
     }
-    if len(halves) < MIN_SAMPLE or n_groups < MIN_GROUPS:
-        reason = f"τ = 1: only {len(halves)} usable chunks from {n_groups} documents, too few to decide"
-        return _selected(ConstantSchedule(1.0), reason, evidence)
-    baseline = _discrimination(embedding, halves, 1.0)
-    candidate = _discrimination(embedding, halves, CANDIDATE_TAU)
-    gain = candidate - baseline
-    low, high = _group_bootstrap(gain, sample_groups, seed)
-    evidence.update(
-        discrimination_tau_1=float(baseline.mean()),
-        discrimination_candidate=float(candidate.mean()),
-        gain=float(gain.mean()),
-        gain_interval=[low, high],
-        confidence=CONFIDENCE,
-    )
-    if low > 0:
-        schedule = PiecewiseSchedule([SHORT_TOKENS], [1.0, CANDIDATE_TAU])
-        reason = (
-            f"τ = {CANDIDATE_TAU} above {SHORT_TOKENS} tokens: halves of the same chunk stand out more "
-            f"(gain {gain.mean():+.3f} SD, {CONFIDENCE:.0%} interval [{low:+.3f}, {high:+.3f}])"
-        )
-        return _selected(schedule, reason, evidence)
-    reason = (
-        f"τ = 1: τ = {CANDIDATE_TAU} does not separate this corpus's texts better "
-        f"(gain {gain.mean():+.3f} SD, {CONFIDENCE:.0%} interval [{low:+.3f}, {high:+.3f}])"
-    )
+    sample = _Sample(embedding)
+    blocks = ranked_blocks(embedding, texts, names)
+    for look, step in enumerate(steps, start=1):
+        if not sample.fill(blocks, step) and "candidates" in evidence:  # no more usable texts: nothing new to see
+            break
+        evidence.update(n_sampled=sample.size, n_documents=len(set(sample.groups)), looks=look)
+        if sample.size < MIN_SAMPLE or len(set(sample.groups)) < MIN_GROUPS:
+            if sample.exhausted or step == steps[-1]:
+                reason = (
+                    f"auto pending (τ = 1 for now): only {sample.size} usable texts from "
+                    f"{len(set(sample.groups))} documents, too few to decide"
+                )
+                return _selected(ConstantSchedule(1.0), reason, evidence, pending=True)
+            continue
+        sample.embed()
+        gains, rows = sample.gains(seed, alpha)
+        evidence["candidates"] = rows
+        evidence["n_pairs"] = len(gains)
+        better = [row for row in rows if row["interval"][0] > 0]
+        if better:
+            best = max(better, key=lambda row: row["gain"])
+            schedule = PiecewiseSchedule([SHORT_TOKENS], [1.0, best["tau"]])
+            reason = (
+                f"τ = {best['tau']} above {SHORT_TOKENS} tokens: neighbouring texts of a document stand out more "
+                f"(gain {best['gain']:+.3f} SD, {1 - alpha:.2%} interval {_interval(best)}, "
+                f"{sample.size} texts sampled)"
+            )
+            return _selected(schedule, reason, evidence)
+        if all(row["interval"][1] < 0 for row in rows):
+            reason = f"τ = 1: every candidate τ separates this corpus's texts worse ({_summary(rows)})"
+            return _selected(ConstantSchedule(1.0), reason, evidence)
+    reason = f"τ = 1: no candidate τ separates this corpus's texts clearly better ({_summary(evidence['candidates'])})"
     return _selected(ConstantSchedule(1.0), reason, evidence)
 
 
-def _selected(schedule: Schedule, reason: str, evidence: dict[str, Any]) -> Selection:
+def _steps(cap: int) -> list[int]:
+    """Sample sizes of the planned looks: FIRST_STEP doubled until the cap, the cap last."""
+    steps = []
+    size = FIRST_STEP
+    while size < cap:
+        steps.append(size)
+        size *= 2
+    return [*steps, cap]
+
+
+def _interval(row: dict[str, Any]) -> str:
+    low, high = row["interval"]
+    return f"[{low:+.3f}, {high:+.3f}]"
+
+
+def _summary(rows: list[dict[str, Any]]) -> str:
+    return "; ".join(f"τ {row['tau']}: {row['gain']:+.3f} SD {_interval(row)}" for row in rows)
+
+
+def _selected(schedule: Schedule, reason: str, evidence: dict[str, Any], pending: bool = False) -> Selection:
     logger.info("document τ schedule: %s — %s", schedule.to_dict(), reason)
-    return Selection(schedule, reason, evidence)
+    return Selection(schedule, reason, evidence, pending)
 
 
-def _sample_halves(
-    embedding: TempScaleEmbedding, texts: Sequence[str], groups: Sequence[str] | None, seed: int
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """A deterministic sample of up to ``SAMPLE_SIZE`` chunks, each cut at its middle token into two halves."""
-    order = list(range(len(texts)))
-    random.Random(seed).shuffle(order)
-    tokenizer = embedding.tokenizer
-    halves: list[tuple[str, str]] = []
-    sample_groups: list[str] = []
-    for index in order:
-        if len(halves) == SAMPLE_SIZE:
-            break
-        text = texts[index]
-        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        spans = offsets["offset_mapping"][: embedding.max_length]
-        if len(spans) < 2 * MIN_HALF_TOKENS:
-            continue
-        middle = len(spans) // 2
-        halves.append((text[: spans[middle - 1][1]], text[spans[middle][0] : spans[-1][1]]))
-        sample_groups.append(str(groups[index]) if groups is not None else f"text-{index}")
-    return halves, sample_groups
+class _Sample:
+    """The texts sampled so far, each embedded once at τ = 1 and once per candidate τ."""
+
+    def __init__(self, embedding: TempScaleEmbedding) -> None:
+        self.embedding = embedding
+        self.texts: list[str] = []
+        self.groups: list[str] = []
+        self.pairs: list[tuple[int, int]] = []  # (probe, neighbour), both directions
+        self.vectors: dict[float, np.ndarray] = {}
+        self.exhausted = False
+
+    @property
+    def size(self) -> int:
+        return len(self.texts)
+
+    def fill(self, blocks: Any, target: int) -> bool:
+        """Add blocks (the last one trimmed to fit) until ``target`` texts. False if none was added."""
+        start = self.size
+        while target - self.size >= 2 and not self.exhausted:
+            block: Block | None = next(blocks, None)
+            if block is None:
+                self.exhausted = True
+                break
+            self._add(block.texts[: target - self.size], block.group)
+        return self.size > start
+
+    def embed(self) -> None:
+        """Embed the texts added since the last call, once at τ = 1 and once per candidate τ."""
+        for tau in (1.0, *CANDIDATE_TAUS):
+            done = self.vectors.get(tau, np.zeros((0, 0), dtype=np.float32))
+            if len(done) == self.size:
+                continue
+            schedule = PiecewiseSchedule([SHORT_TOKENS], [1.0, tau])  # the τ each text would actually get
+            encoded = self.embedding.encode(self.texts[len(done) :], "document", temperature_override=schedule)
+            vectors = encoded.embeddings / np.linalg.norm(encoded.embeddings, axis=1, keepdims=True).clip(min=1e-12)
+            self.vectors[tau] = np.vstack([done, vectors]) if len(done) else vectors
+
+    def _add(self, texts: Sequence[str], group: str) -> None:
+        first = self.size
+        self.texts.extend(texts)
+        self.groups.extend([group] * len(texts))
+        for position in range(first, first + len(texts) - 1):
+            self.pairs.extend([(position, position + 1), (position + 1, position)])
+
+    def gains(self, seed: int, alpha: float) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Per pair and candidate, discrimination gain over τ = 1; per candidate, its mean and interval."""
+        groups = np.asarray(self.groups)
+        other = groups[:, None] != groups[None, :]
+        probes = np.array([probe for probe, _ in self.pairs])
+        targets = np.array([target for _, target in self.pairs])
+        baseline = self._discrimination(self.vectors[1.0], other, probes, targets)
+        gains = np.stack(
+            [self._discrimination(self.vectors[tau], other, probes, targets) - baseline for tau in CANDIDATE_TAUS],
+            axis=1,
+        )
+        intervals = _group_bootstrap(gains, groups[probes], seed, alpha)
+        rows = [
+            {"tau": tau, "gain": float(gains[:, k].mean()), "interval": intervals[k]}
+            for k, tau in enumerate(CANDIDATE_TAUS)
+        ]
+        return gains, rows
+
+    def _discrimination(
+        self, at_tau: np.ndarray, other: np.ndarray, probes: np.ndarray, targets: np.ndarray
+    ) -> np.ndarray:
+        """Per pair: (cos(probe at τ = 1, neighbour at τ) − mean cos(probe, other documents' texts at τ)), in
+        units of the SD of all cross-document cosines at this τ (one pooled scale: a per-text SD adds noise)."""
+        similarities = self.vectors[1.0] @ at_tau.T
+        counts = other.sum(axis=1).clip(min=1)
+        background = (similarities * other).sum(axis=1) / counts
+        scale = max(float(similarities[other].std()), 1e-6)
+        return (similarities[probes, targets] - background[probes]) / scale
 
 
-def _discrimination(embedding: TempScaleEmbedding, halves: list[tuple[str, str]], tau: float) -> np.ndarray:
-    """Per chunk: (cos(first, own second) − mean cos(first, other seconds)), in units of the SD of all
-    first-to-other-second cosines at this τ (one pooled scale: a per-chunk SD from ~95 cosines adds noise)."""
-    texts = [first for first, _ in halves] + [second for _, second in halves]
-    vectors = embedding.encode(texts, "document", temperature_override=ConstantSchedule(tau)).embeddings
-    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
-    n = len(halves)
-    similarities = vectors[:n] @ vectors[n:].T
-    own = np.diag(similarities)
-    others = similarities[~np.eye(n, dtype=bool)].reshape(n, n - 1)
-    return (own - others.mean(axis=1)) / max(float(others.std()), 1e-6)
-
-
-def _group_bootstrap(values: np.ndarray, groups: Sequence[str], seed: int) -> tuple[float, float]:
-    """Percentile interval of the mean of ``values``, resampling whole groups (documents) with replacement."""
-    names = sorted(set(groups))
-    members = [np.flatnonzero(np.asarray(groups) == name) for name in names]
-    sums = np.array([values[rows].sum() for rows in members])
+def _group_bootstrap(values: np.ndarray, groups: np.ndarray, seed: int, alpha: float) -> list[list[float]]:
+    """Per column of ``values``: percentile interval of the mean, resampling whole groups (documents); the same
+    draws for every column, so the candidates are compared on the same resamples."""
+    names = sorted(set(groups.tolist()))
+    members = [np.flatnonzero(groups == name) for name in names]
+    sums = np.stack([values[rows].sum(axis=0) for rows in members])
     sizes = np.array([len(rows) for rows in members])
     draws = np.random.default_rng(seed).integers(0, len(names), size=(N_BOOTSTRAP, len(names)))
-    means = sums[draws].sum(axis=1) / sizes[draws].sum(axis=1)
-    tail = (1 - CONFIDENCE) / 2 * 100
-    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+    means = sums[draws].sum(axis=1) / sizes[draws].sum(axis=1)[:, None]
+    low, high = np.percentile(means, [alpha / 2 * 100, (1 - alpha / 2) * 100], axis=0)
+    return [[float(a), float(b)] for a, b in zip(low, high)]

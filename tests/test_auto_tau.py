@@ -1,8 +1,9 @@
-"""``document_temperature="auto"``: decided exactly once per entry point, recorded, and never re-decided.
+"""``document_temperature="auto"``: decided exactly once per entry point, from enough of the corpus, recorded,
+and never re-decided; too little (a smoke test, text-only calls) leaves it pending, never final.
 
 A counting wrapper around the real selector counts the decisions. It hands back the real Selection with one
-change: a distinctive schedule (τ = 0.85 above 64 tokens), so that a chunk embedded at any other τ (a default, or
-a second decision) shows up in its recorded ``tempscale_tau`` and in the manifest.
+change: a distinctive schedule (τ = 0.85 above 64 tokens), decided, so that a chunk embedded at any other τ (a
+default, or a second decision) shows up in its recorded ``tempscale_tau`` and in the manifest.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class CountingSelector:
         self.calls.append(None if groups is None else list(groups))
         self.sizes.append(len(texts))
         time.sleep(self.delay)
-        return replace(self._real(embedding, texts, groups, **kwargs), schedule=CHOSEN)
+        return replace(self._real(embedding, texts, groups, **kwargs), schedule=CHOSEN, pending=False)
 
 
 @pytest.fixture
@@ -92,21 +93,49 @@ def test_a_transformation_call_decides_once_from_its_nodes_grouped_by_document(s
     _assert_recorded(nodes, CHOSEN)
 
 
-def test_text_batches_decide_once_and_queries_never_need_it(selector, docs):
+def test_a_smoke_test_call_does_not_decide_and_says_it_is_pending(selector, docs, minilm, caplog):
+    embedding = TempScaleEmbedding()
+    with caplog.at_level("WARNING", logger="tempscale_index.auto_schedule"):
+        vector = embedding.get_text_embedding("hello")
+    assert embedding.auto_pending and not embedding.auto_resolved and not selector.calls
+    assert vector == pytest.approx(minilm.get_text_embedding("hello"), abs=1e-6)  # τ = 1, provisionally
+    assert "pending" in caplog.text and "τ = 1 provisionally" in caplog.text
+    nodes = model_token_splitter(embedding, chunk_size=128)(docs)
+    embedding(nodes)  # nodes of several documents: now it decides
+    assert len(selector.calls) == 1 and embedding.schedule_for("document") == CHOSEN
+    _assert_recorded(nodes, CHOSEN)
+
+
+def test_text_only_calls_never_decide_however_many_texts(selector, docs):
+    """Texts carry no document ids, so the documents cannot be counted: 'every text a document' would bypass
+    the 8-documents rule."""
     embedding = TempScaleEmbedding()
     embedding.get_query_embedding("what did they decide?")
-    assert embedding.get_text_embedding_batch([]) == [] and embedding.auto_pending  # nothing to decide from
+    assert embedding.get_text_embedding_batch([]) == [] and embedding.auto_pending
+    texts = [doc.text[i : i + 700] for doc in docs for i in range(0, 2800, 700)]
+    import asyncio
+
+    asyncio.run(embedding.aget_text_embedding_batch(texts))
+    assert len(embedding.get_text_embedding_batch(texts)) == len(texts)
+    assert not selector.calls and embedding.auto_pending
     with pytest.raises(RuntimeError, match="calibrate"):
         embedding.schedule_for("document")
     with pytest.raises(ValueError, match="calibrate"):
         embedding.index_config()
-    texts = [doc.text[:800] for doc in docs]
-    first = embedding.get_text_embedding_batch(texts)
-    embedding.get_text_embedding_batch(texts[:1])
-    assert len(selector.calls) == 1 and selector.calls[0] is None
-    assert embedding.schedule_for("document") == CHOSEN
-    assert embedding.calibrate(texts) is embedding.selection  # already decided: no second decision
-    assert len(selector.calls) == 1 and len(first) == len(texts)
+    assert embedding.calibrate(texts).schedule == CHOSEN  # asked explicitly: each text a whole document
+    assert embedding.calibrate(texts) is embedding.selection and len(selector.calls) == 1
+
+
+def test_too_few_documents_stay_pending_and_an_index_of_them_settles_tau_one(docs, tmp_path):
+    embedding = TempScaleEmbedding()
+    nodes = model_token_splitter(embedding, chunk_size=128)(docs[:2])
+    embedding(nodes)  # the real selector: two documents are too few
+    assert embedding.auto_pending and embedding.selection.pending
+    assert all(node.metadata[TAU_KEY] == 1.0 for node in nodes)  # what they got, recorded
+    ingest(docs[:2], tmp_path / "index", embedding, chunk_size=128)
+    config = IndexConfig.from_manifest(FaissStore.read_manifest(tmp_path / "index"))
+    assert config.document_temperature == {"type": "constant", "value": 1.0}
+    assert config.document_temperature_selection["reason"].startswith("τ = 1 for this index: auto pending")
 
 
 def test_an_explicit_tau_never_calls_the_selector(selector, docs):
@@ -119,6 +148,7 @@ def test_an_explicit_tau_never_calls_the_selector(selector, docs):
 
 def test_four_threads_embedding_first_decide_once(selector, docs):
     embedding = TempScaleEmbedding()
+    nodes = model_token_splitter(embedding, chunk_size=128)(docs)
     selector.delay = 0.3
     barrier = threading.Barrier(4)
     errors: list[BaseException] = []
@@ -126,7 +156,7 @@ def test_four_threads_embedding_first_decide_once(selector, docs):
     def first_call(position: int) -> None:
         try:
             barrier.wait()
-            embedding.get_text_embedding_batch([docs[position % len(docs)].text[:600]])
+            embedding(nodes[position::4])
         except BaseException as exc:
             errors.append(exc)
 
@@ -136,12 +166,14 @@ def test_four_threads_embedding_first_decide_once(selector, docs):
     for thread in threads:
         thread.join()
     assert not errors and len(selector.calls) == 1
+    _assert_recorded(nodes, CHOSEN)
 
 
 def test_the_faiss_pipeline_decides_before_the_first_batch_and_reuses_it(selector, docs, tmp_path):
     index_dir = tmp_path / "index"
     ingest(docs[:2], index_dir, TempScaleEmbedding(), chunk_size=128, batch_chunks=4)
     assert len(selector.calls) == 1 and set(selector.calls[0]) == {docs[0].doc_id, docs[1].doc_id}
+    assert selector.sizes[0] == len(_stored_nodes(index_dir)) > 4  # every chunk, not the first batch of 4
     config = IndexConfig.from_manifest(FaissStore.read_manifest(index_dir))
     assert config.document_temperature == CHOSEN.to_dict()
     assert config.document_temperature_selection["schedule"] == CHOSEN.to_dict()
@@ -162,7 +194,7 @@ def test_our_vector_store_records_what_vector_store_index_decided(selector, docs
     context = StorageContext.from_defaults(vector_store=store)
     index = VectorStoreIndex.from_documents(docs, storage_context=context, embed_model=embedding)
     store.persist()
-    assert len(selector.calls) == 1
+    assert len(selector.calls) == 1 and set(selector.calls[0]) == {doc.doc_id for doc in docs}
     assert store.config.document_temperature == CHOSEN.to_dict()
     assert FaissStore.read_manifest(tmp_path / "index")["config"]["document_temperature"] == CHOSEN.to_dict()
     _assert_recorded(_stored_nodes(tmp_path / "index"), CHOSEN)
@@ -178,7 +210,7 @@ def test_a_connector_creates_its_collection_after_deciding_and_reuses_it(selecto
     connector.attach(TempScaleEmbedding())
     assert connector.load_config() is None  # not created before the first nodes decide
     connector.add_documents(docs[:2], chunk_size=128)
-    assert len(selector.calls) == 1
+    assert len(selector.calls) == 1 and set(selector.calls[0]) == {docs[0].doc_id, docs[1].doc_id}
     assert connector.load_config().document_temperature == CHOSEN.to_dict()
     connector.close()
 
@@ -200,7 +232,7 @@ def test_the_ray_job_decides_once_on_the_driver_and_workers_embed_with_it(select
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         calibrate_on_driver(embedding, [source], chunk_size=128)
-        assert len(selector.calls) == 1 and set(selector.calls[0]) <= {doc.doc_id for doc in docs}
+        assert len(selector.calls) == 1 and set(selector.calls[0]) == {doc.doc_id for doc in docs}
         sink = FaissShardSink(tmp_path / "index", embedding.index_config())
         run_batch_job([source], sink, workers=1, chunk_size=128, show_progress=False)
     finally:
@@ -219,13 +251,11 @@ def test_querying_an_index_with_a_fresh_auto_embedding_adopts_its_schedule(selec
     assert retriever.embedding.schedule_for("document") == CHOSEN
 
 
-def test_the_async_paths_decide_once_from_all_their_texts(selector, docs):
+def test_the_async_node_path_decides_once_from_its_nodes(selector, docs):
     import asyncio
 
     embedding = TempScaleEmbedding(embed_batch_size=1)
-    texts = [doc.text[:700] for doc in docs]
-    asyncio.run(embedding.aget_text_embedding_batch(texts))
-    nodes = model_token_splitter(embedding, chunk_size=128)(docs[:1])
+    nodes = model_token_splitter(embedding, chunk_size=128)(docs[:2])
     asyncio.run(embedding.acall(nodes))
-    assert selector.sizes == [len(texts)] and selector.calls[0] is None
+    assert selector.sizes == [len(nodes)] and set(selector.calls[0]) == {docs[0].doc_id, docs[1].doc_id}
     _assert_recorded(nodes, CHOSEN)

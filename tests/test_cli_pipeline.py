@@ -114,6 +114,8 @@ def test_delete_then_query_no_longer_returns_the_document(corpus, tmp_path, monk
     index = tmp_path / "index"
     monkeypatch.chdir(corpus.parent)
     assert run("ingest", corpus.name, "--index", str(index), "--no-progress").exit_code == 0
+    shown = run("info", str(index)).output  # 'auto' on four documents: too few, so τ = 1 settled, saying so
+    assert "chosen by auto: τ = 1 for this index: auto pending" in shown and "sampled:      " in shown
     doc_id = str((corpus / "filelock.md").resolve())
     result = run("delete", str(index), "--doc-id", f"{corpus.name}/filelock.md")
     assert result.exit_code == 0 and "deleted 1 document(s)" in result.output

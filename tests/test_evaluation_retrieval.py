@@ -189,4 +189,6 @@ def test_reports_record_an_unresolved_auto_document_tau_then_its_choice():
     embedding = TempScaleEmbedding()
     assert embedding_settings(embedding)["document_temperature"] == "auto"
     embedding.calibrate([f"meeting {i}: the team discussed the budget and the remote control design" for i in range(4)])
+    assert embedding.selection.pending and embedding_settings(embedding)["document_temperature"] == "auto"
+    embedding.settle_pending()  # an index whose whole corpus is these four texts
     assert embedding_settings(embedding)["document_temperature"] == embedding.selection.schedule.to_dict()

@@ -1,24 +1,33 @@
 """The unsupervised document-τ selector on real text with the bundled MiniLM.
 
 QMSum meeting transcripts are long, homogeneous texts whose embeddings collapse with length (docs/results.md:
-τ = 0.8 gains 2–5% there); the standard library's docstrings are short, distinct texts on which every τ < 1 loses.
-The selector must tell them apart from the text alone, and say τ = 1 when it has too little to go on.
+τ = 0.8 gains 2–5% there). The selector must see that from the text alone, give the same answer for any order of
+the corpus, measure on texts the schedule changes, and say *pending* (not τ = 1 as an answer) on too little.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tempscale_index.embedding import EncodedTexts
 from tempscale_index.evaluation import load_qmsum
 from tempscale_index.evaluation.embedded import chunk_dataset
-from tempscale_index.evaluation.package_docs import load_package_docs
-from tempscale_index.schedules import ConstantSchedule, PiecewiseSchedule
-from tempscale_index.selection import CANDIDATE_TAU, SHORT_TOKENS, Selection, select_document_schedule
+from tempscale_index.evaluation.orders import reordered
+from tempscale_index.schedules import ConstantSchedule, PiecewiseSchedule, as_schedule
+from tempscale_index.selection import (
+    CANDIDATE_TAUS,
+    SHORT_TOKENS,
+    _steps,
+    cost_cap,
+    select_document_schedule,
+)
+from tempscale_index.selection_sample import ranked_blocks
 
-# The ten shortest QMSum test meetings, shipped with the tests: the selector needs 8+ source documents to trust
-# its interval. On them it chose τ = 0.8 above 128 tokens for seeds 0, 1 and 2 (lower bounds +0.027, +0.019, +0.003).
+# The ten shortest QMSum test meetings, shipped with the tests: the selector needs 8+ source documents.
 MEETING_FOLDERS = (
     Path(__file__).parent / "fixtures" / "qmsum" / "test",
     Path(__file__).parent / "fixtures" / "qmsum" / "extra",
@@ -33,47 +42,106 @@ def meeting_chunks(minilm):
     return [chunk.text for chunk in chunks], [chunk.doc_id for chunk in chunks]
 
 
-@pytest.fixture(scope="module")
-def docstrings():
-    corpus = load_package_docs(include_stdlib=True).corpus
-    return [corpus[doc_id] for doc_id in sorted(corpus) if doc_id.startswith("stdlib")]
-
-
 def test_meetings_that_collapse_get_a_lower_tau_for_long_chunks(meeting_chunks, minilm):
     texts, groups = meeting_chunks
     selection = select_document_schedule(minilm, texts, groups)
-    assert selection.schedule == PiecewiseSchedule([SHORT_TOKENS], [1.0, CANDIDATE_TAU])
-    assert selection.evidence["gain_interval"][0] > 0
+    chosen = selection.schedule
+    assert isinstance(chosen, PiecewiseSchedule) and chosen.boundaries == [SHORT_TOKENS]
+    assert chosen.taus_by_bucket[0] == 1.0 and chosen.taus_by_bucket[1] in CANDIDATE_TAUS
+    row = next(row for row in selection.evidence["candidates"] if row["tau"] == chosen.taus_by_bucket[1])
+    assert row["interval"][0] > 0 and not selection.pending
     assert selection.evidence["n_documents"] >= 8
+    assert selection.evidence["n_sampled"] <= selection.evidence["cap_texts"]
 
 
-def test_distinct_short_docstrings_keep_tau_one(docstrings, minilm):
-    assert len(docstrings) >= 100
-    selection = select_document_schedule(minilm, docstrings)
-    assert selection.schedule == ConstantSchedule(1.0)
-    assert selection.evidence["gain_interval"][0] <= 0
-    assert selection.evidence["n_sampled"] >= 24
+def _five_orders(minilm, texts: list[str], groups: list[str]) -> list[dict]:
+    selections = [select_document_schedule(minilm, *reordered(texts, groups, order)) for order in range(5)]
+    assert selections[0].evidence.get("candidates")  # it measured, not just pended
+    return [selection.to_dict() for selection in selections]
 
 
-def test_same_corpus_same_choice_and_evidence(docstrings, minilm):
-    first = select_document_schedule(minilm, docstrings[:60], seed=5)
-    second = select_document_schedule(minilm, list(docstrings[:60]), seed=5)
-    assert first.to_dict() == second.to_dict()
-    assert isinstance(first, Selection) and first.reason
+def _fake_encoder(tau_effect: float):
+    """A stand-in forward pass, a fixed function of text and τ (fast; the model's own determinism is the slow
+    test's business): ``tau_effect`` moves every vector by (1 − τ) times a direction of its own."""
+
+    def encode(self, texts, kind="document", temperature_override=None, show_progress=None):
+        tau = as_schedule(temperature_override).tau(300)
+        vectors = np.stack([_fake_vector(text, 1 - tau_effect * (1 - tau)) for text in texts])
+        return EncodedTexts(vectors, [tau] * len(texts), [300] * len(texts))
+
+    return encode
 
 
-def test_too_small_a_sample_says_tau_one_without_embedding(meeting_chunks, minilm):
+def test_the_same_corpus_in_five_orders_gives_the_same_selection(meeting_chunks, minilm, monkeypatch):
+    """Everything but the model's forward pass: the sample, the pairs, the bootstrap and the evidence do not
+    depend on the order."""
+    monkeypatch.setattr(type(minilm), "encode", _fake_encoder(1.0))
     texts, groups = meeting_chunks
+    first, *others = _five_orders(minilm, texts, groups)
+    assert all(other == first for other in others)
+
+
+@pytest.mark.slow
+def test_the_same_corpus_in_five_orders_gives_the_same_selection_with_the_model(meeting_chunks, minilm):
+    first, *others = _five_orders(minilm, *meeting_chunks)
+    assert all(other == first for other in others)
+
+
+def _fake_vector(text: str, tau: float) -> np.ndarray:
+    rng = np.random.default_rng(int(hashlib.sha256(text.encode()).hexdigest()[:12], 16))
+    base, shift = rng.normal(size=16), rng.normal(size=16)
+    return (base + (1 - tau) * shift).astype(np.float32)
+
+
+def test_the_sample_is_neighbouring_texts_the_schedule_changes(meeting_chunks, minilm):
+    texts, groups = meeting_chunks
+    blocks = ranked_blocks(minilm, texts, groups)
+    for block in [next(blocks) for _ in range(10)]:
+        assert len(block.texts) == 2 and all(count > SHORT_TOKENS for count in minilm.token_counts(block.texts))
+        members = [text for text, group in zip(texts, groups) if group == block.group]
+        first = members.index(block.texts[0])
+        assert members[first + 1] == block.texts[1]  # neighbours in the document's reading order
+
+
+def test_a_whole_document_is_measured_on_its_window_and_the_next(meeting_chunks, minilm):
+    texts, groups = meeting_chunks
+    document = " ".join(text for text, group in zip(texts, groups) if group == groups[0])
+    (block,) = list(ranked_blocks(minilm, [document], ["the meeting"]))
+    first, second = minilm.token_counts(block.texts)
+    assert first == minilm.max_length and SHORT_TOKENS < second <= minilm.max_length
+    assert document.startswith(block.texts[0]) and block.texts[1] in document
+    assert list(ranked_blocks(minilm, ["a short text"], ["doc"])) == []
+
+
+def test_the_cost_cap_is_under_a_tenth_of_ingest_from_2000_chunks():
+    for chunks in (2000, 10_000, 50_000):
+        assert cost_cap(chunks) <= 0.1 * chunks  # ingest embeds every chunk once, at least
+    assert cost_cap(10) == cost_cap(2000)  # the floor for small corpora
+    assert _steps(45) == [45] and _steps(1125) == [96, 192, 384, 768, 1125]
+
+
+def test_an_undecided_sample_grows_to_the_cap(meeting_chunks, minilm, monkeypatch):
+    texts, groups = meeting_chunks
+    monkeypatch.setattr(type(minilm), "encode", _fake_encoder(0.0))  # τ changes nothing: every gain is 0
+    undecided = select_document_schedule(minilm, texts, groups, max_embeddings=4 * 200)
+    assert undecided.evidence["looks"] == 3 and undecided.evidence["n_sampled"] == 200
+    assert undecided.schedule == ConstantSchedule(1.0) and not undecided.pending
+    assert undecided.evidence["confidence"] == pytest.approx(1 - 0.05 / (3 * 3))  # 3 candidates × 3 looks
+    assert "clearly better" in undecided.reason
+    everything = select_document_schedule(minilm, texts, groups, max_embeddings=4 * 1000)  # more than it has
+    assert everything.evidence["n_sampled"] < 384 and everything.evidence["looks"] == 3  # stops when exhausted
+
+
+def test_too_little_is_pending_without_embedding(meeting_chunks, minilm, monkeypatch):
+    texts, groups = meeting_chunks
+    monkeypatch.setattr(type(minilm), "encode", lambda *args, **kwargs: pytest.fail("embedded"))
     few = select_document_schedule(minilm, texts[:10], groups[:10])
-    assert few.schedule == ConstantSchedule(1.0)
-    assert "too few" in few.reason and "gain" not in few.evidence
-
-
-def test_one_source_document_is_too_little_evidence(meeting_chunks, minilm):
-    texts, _ = meeting_chunks
+    assert few.pending and few.schedule == ConstantSchedule(1.0)
+    assert "pending" in few.reason and "candidates" not in few.evidence
     single = select_document_schedule(minilm, texts[:200], ["one meeting"] * 200)
-    assert single.schedule == ConstantSchedule(1.0)
-    assert single.evidence["n_documents"] == 1
+    assert single.pending and single.evidence["n_documents"] == 1
+    hello = select_document_schedule(minilm, ["hello"])
+    assert hello.pending and hello.evidence["n_sampled"] == 0
 
 
 def test_groups_must_match_texts(minilm):

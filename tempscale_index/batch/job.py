@@ -33,8 +33,6 @@ from tempscale_index.pipeline.ingest import calibrate_on_first_documents
 
 logger = logging.getLogger(__name__)
 
-AUTO_SAMPLE_DOCUMENTS = 64  # documents read on the driver for an 'auto' decision (their chunks, up to 256)
-
 
 @dataclass
 class BatchReport:
@@ -158,19 +156,20 @@ def calibrate_on_driver(
     cpus_per_worker: float = 1.0,
 ) -> None:
     """Decide an 'auto' document τ once, on the driver, before any worker starts: on the chunks of the first
-    documents (chunked as the workers will); the sink's config then carries the choice to every worker."""
+    documents (chunked as the workers will, up to ``AUTO_SAMPLE_CHUNKS``, read lazily); the sink's config then
+    carries the choice to every worker."""
     if not embedding.auto_pending:
         return
     _init_ray(address, workers, cpus_per_worker)
-    rows = read_documents(paths, text_field=text_field, id_field=id_field).take(AUTO_SAMPLE_DOCUMENTS)
-    documents = [
+    rows = read_documents(paths, text_field=text_field, id_field=id_field).iter_rows()
+    documents = (
         Document(id_=row["doc_id"], text=row["text"], metadata=json.loads(row["metadata"]))
         for row in rows
         if not row["error"]
-    ]
+    )
     splitter = model_token_splitter(embedding, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
     calibrate_on_first_documents(embedding, documents, splitter)
-    logger.info("document τ decided on %d documents before the workers start", len(documents))
+    logger.info("document τ decided before the workers start: %s", embedding.selection and embedding.selection.reason)
 
 
 def _init_ray(address: str | None, workers: int, cpus_per_worker: float) -> None:

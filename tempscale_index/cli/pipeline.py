@@ -245,7 +245,12 @@ def _auto_lines(selection: dict[str, Any] | None) -> list[str]:
     """How 'auto' chose the document τ (nothing for an explicit τ)."""
     if not selection:
         return []
-    return [f"  chosen by auto: {selection['reason']}", f"  evidence:     {json.dumps(selection['evidence'])}"]
+    evidence = selection["evidence"]
+    sampled = (
+        f"  sampled:      {evidence.get('n_sampled', 0)} texts from {evidence.get('n_documents', 0)} documents "
+        f"(cap {evidence.get('cap_texts', '?')}, of {evidence.get('n_texts', '?')} chunks seen)"
+    )
+    return [f"  chosen by auto: {selection['reason']}", sampled, f"  evidence:     {json.dumps(evidence)}"]
 
 
 @app.command("delete")

@@ -187,5 +187,5 @@ def calibrate_unsupervised(embedding: TempScaleEmbedding, dataset: RetrievalData
         embedding, [chunk.text for chunk in chunks], [chunk.doc_id for chunk in chunks], seed=seed
     )
     evidence = {"reason": selection.reason, **selection.evidence}
-    method = "unsupervised (half-chunk discrimination, tempscale_index.selection)"
+    method = "unsupervised (neighbour discrimination, tempscale_index.selection)"
     return Calibration(selection.schedule, embedding.query_temperature, method, evidence)

@@ -7,8 +7,9 @@ answer lies (an answer span, a relevant paragraph), that character range becomes
 scoring needs nothing else. ``write_beir`` writes the BEIR files the loader reads plus ``spans.jsonl`` and
 ``SOURCE.json`` (origin and licence); ``load_public`` reads both back.
 
-Command line: ``python -m tempscale_index.evaluation.public_corpora {squad,pubmedqa,tatqa} FILE OUT [--max-queries N]
-[--max-documents N] [--source TEXT] [--licence TEXT]``.
+Command line: ``python -m tempscale_index.evaluation.public_corpora {ami,pubmedqa,squad,squality,tatqa} SOURCE OUT
+[--max-queries N] [--max-documents N] [--source TEXT] [--licence TEXT]``; SOURCE is a JSON file, a JSON-lines file
+(``.jsonl``) or, for ``ami``, a folder of ``.story`` files.
 """
 
 from __future__ import annotations
@@ -83,6 +84,35 @@ def tatqa_corpus(data: list[dict[str, Any]], name: str) -> RetrievalDataset:
     return dataset
 
 
+def ami_corpus(stories: dict[str, str], name: str) -> RetrievalDataset:
+    """AMI meetings as ``.story`` files (github.com/gcunhase/AMICorpusXML): the transcript before the first
+    ``@highlight`` is the document, the abstractive summary (its highlights joined) its one query; document level."""
+    dataset = RetrievalDataset(name=name, corpus={}, queries={}, qrels={})
+    for file_name, story in sorted(stories.items()):
+        transcript, *highlights = story.split("@highlight")
+        summary = " ".join(" ".join(part.split()) for part in highlights if part.strip())
+        if transcript.strip() and summary:
+            doc_id = Path(file_name).stem
+            dataset.corpus[doc_id] = transcript.strip()
+            _add_query(dataset, doc_id, summary, doc_id, [])
+    return dataset
+
+
+def squality_corpus(records: list[dict[str, Any]], name: str) -> RetrievalDataset:
+    """SQuALITY (a JSON line per Gutenberg story): the story is the document; each question's first reference
+    response (a summary of one aspect of the story) is a query. Document level; the question wordings are shared
+    across stories ("What is the plot of the story?"), so they are not used as queries."""
+    dataset = RetrievalDataset(name=name, corpus={}, queries={}, qrels={})
+    for record in records:
+        doc_id = f"story-{record['metadata']['passage_id']}"
+        dataset.corpus[doc_id] = record["document"].strip()
+        for question in record["questions"]:
+            responses = [response["response_text"].strip() for response in question["responses"]]
+            if responses and responses[0]:
+                _add_query(dataset, f"{doc_id}-q{question['question_number']}", responses[0], doc_id, [])
+    return dataset
+
+
 def _add_query(dataset: RetrievalDataset, query_id: str, text: str, doc_id: str, spans: list[Span]) -> None:
     dataset.queries[query_id] = text
     dataset.qrels[query_id] = {doc_id: 1}
@@ -91,7 +121,9 @@ def _add_query(dataset: RetrievalDataset, query_id: str, text: str, doc_id: str,
 
 
 BUILDERS: dict[str, Callable[[Any, str], RetrievalDataset]] = {
+    "ami": ami_corpus,
     "squad": squad_corpus,
+    "squality": squality_corpus,
     "pubmedqa": pubmedqa_corpus,
     "tatqa": tatqa_corpus,
 }
@@ -160,18 +192,31 @@ def load_public(path: str | Path) -> RetrievalDataset:
     return RetrievalDataset(dataset.name, dataset.corpus, dataset.queries, dataset.qrels, dataset.spans, dataset.titles)
 
 
+def read_source(path: Path) -> Any:
+    """A JSON file, a JSON-lines file (a list of records), or a folder (file name -> text)."""
+    if path.is_dir():
+        return {file.name: file.read_text(encoding="utf-8") for file in sorted(path.iterdir()) if file.is_file()}
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return json.loads(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write a public QA dataset file as a BEIR folder with spans.")
     parser.add_argument("kind", choices=sorted(BUILDERS))
-    parser.add_argument("file", type=Path, help="the dataset's JSON file")
+    parser.add_argument("file", type=Path, help="the dataset's JSON / JSON-lines file, or folder (ami)")
     parser.add_argument("out", type=Path)
     parser.add_argument("--max-documents", type=int, default=None)
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--source", default="", help="where the file came from (repository, commit, path)")
     parser.add_argument("--licence", default="", help="the dataset's licence")
     args = parser.parse_args(argv)
-    data = json.loads(args.file.read_text(encoding="utf-8"))
-    dataset = capped(BUILDERS[args.kind](data, args.out.name), args.max_documents, args.max_queries)
+    try:
+        dataset = BUILDERS[args.kind](read_source(args.file), args.out.name)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
+        parser.error(f"cannot read {args.file} as {args.kind} data: {type(error).__name__}: {error}")
+    dataset = capped(dataset, args.max_documents, args.max_queries)
     write_beir(dataset, args.out, {"source": args.source, "licence": args.licence, "builder": args.kind})
     print(
         f"wrote {args.out}: {len(dataset.corpus)} documents, {len(dataset.queries)} queries, "

@@ -30,7 +30,7 @@ from tempscale_index.store import FaissStore, content_hash
 
 DEFAULT_CHUNK_OVERLAP = 32
 DEFAULT_BATCH_CHUNKS = 256
-AUTO_SAMPLE_CHUNKS = 256  # 'auto' decides a new index's document τ on the chunks of its first documents, this many
+AUTO_SAMPLE_CHUNKS = 4096  # 'auto' decides a new index's document τ on the chunks of its first documents, this many
 
 
 class EmptyCorpusError(ValueError):
@@ -184,7 +184,8 @@ def calibrate_on_first_documents(
     embedding: TempScaleEmbedding, documents: Iterable[Document], splitter: Any
 ) -> Iterator[Document]:
     """Decide 'auto' on the chunks of the first documents (until ``AUTO_SAMPLE_CHUNKS``), before any batch is
-    embedded; returns all the documents, the sampled ones included, still to be ingested."""
+    embedded; returns all the documents, the sampled ones included, still to be ingested. When even that
+    sample is too little to decide (a small corpus), τ = 1 is settled for the index, saying why."""
     remaining = iter(documents)
     head: list[Document] = []
     sample: list[BaseNode] = []
@@ -195,6 +196,8 @@ def calibrate_on_first_documents(
             break
     texts = [embedded_text(node) for node in sample]  # as embed_chunk_nodes embeds them
     embedding.resolve_document_schedule(texts, [node.ref_doc_id or node.node_id for node in sample])
+    if texts and embedding.auto_pending:
+        embedding.settle_pending()
     return chain(head, remaining)
 
 

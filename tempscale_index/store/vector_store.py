@@ -32,6 +32,7 @@ from llama_index.core.vector_stores.types import (
 )
 
 from tempscale_index.index_config import PENDING_AUTO, IndexConfig
+from tempscale_index.schedules import ConstantSchedule
 from tempscale_index.serving.query_encoder import prepare_query_path
 from tempscale_index.store.async_twins import AsyncTwins
 from tempscale_index.store.errors import IndexNotFoundError, StoreError
@@ -213,13 +214,19 @@ class TempScaleFaissVectorStore(AsyncTwins, BasePydanticVectorStore):
         return [node.node_id for node in nodes]
 
     def _decide_pending_auto(self, nodes: Sequence[BaseNode]) -> None:
-        """A new store made for an 'auto' embedding records the schedule its first nodes were embedded with
-        (usually decided already while they were embedded; else decided now from these nodes)."""
+        """A new store made for an 'auto' embedding records the schedule its first nodes were embedded with:
+        decided already while they were embedded as nodes, or decided now from them (``VectorStoreIndex`` embeds
+        texts, which cannot decide: those came at τ = 1 provisionally and are embedded again if the choice
+        differs), or, if they are too few to decide, τ = 1 settled for this store."""
         if self._store.config.document_temperature != PENDING_AUTO:
             return
         embed_model = self.embed_model
         if embed_model.auto_pending:
             embed_model.calibrate(nodes)
+            if embed_model.auto_pending:
+                embed_model.settle_pending()
+            elif embed_model.document_temperature != ConstantSchedule(1.0):
+                embed_model(list(nodes))  # all of them were embedded while pending, at τ = 1
         self._store.config = embed_model.index_config()
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
