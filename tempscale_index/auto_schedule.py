@@ -116,7 +116,7 @@ class AutoDocumentSchedule:
             self._selection = Selection(PROVISIONAL, reason, evidence)
             self._auto_resolved = True
             self.document_temperature = PROVISIONAL
-            logger.warning("document τ %s", reason)
+            logger.info("document τ: %s", reason)  # recorded in the manifest and shown by `info`
 
     def match_index(
         self,
