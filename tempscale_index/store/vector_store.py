@@ -44,6 +44,7 @@ from tempscale_index.store.node_documents import (
     count_missing_tokens,
     record_missing_taus,
 )
+from tempscale_index.store.opening import config_of, local_only, match_recorded, new_store
 from tempscale_index.store.search import DEFAULT_MMR_PREFETCH_FACTOR, fetch_nodes, query_nodes
 
 if TYPE_CHECKING:
@@ -100,14 +101,14 @@ class TempScaleFaissVectorStore(AsyncTwins, BasePydanticVectorStore):
         if isinstance(persist_dir, FaissStore):
             store = persist_dir
         elif FaissStore.exists(persist_dir):
-            _match_recorded(
+            match_recorded(
                 embed_model, IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir)), persist_dir, trust
             )
-            store = FaissStore.open(persist_dir, _config_of(embed_model), index_factory=index_type)
+            store = FaissStore.open(persist_dir, config_of(embed_model), index_factory=index_type)
         else:
-            store, embed_model = _new_store(persist_dir, embed_model, index_type, kwargs.get("lock_timeout", 10.0))
+            store, embed_model = new_store(persist_dir, embed_model, index_type, kwargs.get("lock_timeout", 10.0))
         super().__init__(persist_dir=str(store.path), **kwargs)
-        _match_recorded(embed_model, store.config, store.path, trust)
+        match_recorded(embed_model, store.config, store.path, trust)
         self._store = store
         self._embed_model, self._trust = embed_model, trust
 
@@ -124,11 +125,11 @@ class TempScaleFaissVectorStore(AsyncTwins, BasePydanticVectorStore):
         """Open the committed index at ``persist_dir`` (``IndexNotFoundError`` when there is none), read-only
         until the first change; ``embed_model``, when given, must be the one the index was built with.
         ``nprobe`` (IVF) and ``ef_search`` (HNSW) trade speed for recall as in ``tempscale-index query``."""
-        _local_only(fs)
+        local_only(fs)
         if FaissStore.exists(persist_dir):
             recorded = IndexConfig.from_manifest(FaissStore.read_manifest(persist_dir))
-            _match_recorded(embed_model, recorded, persist_dir, kwargs.get("trust_callable_schedules", False))
-        store = FaissStore.open(persist_dir, _config_of(embed_model), nprobe=nprobe, ef_search=ef_search)
+            match_recorded(embed_model, recorded, persist_dir, kwargs.get("trust_callable_schedules", False))
+        store = FaissStore.open(persist_dir, config_of(embed_model), nprobe=nprobe, ef_search=ef_search)
         return cls(store, embed_model, **kwargs)
 
     @classmethod
@@ -141,7 +142,7 @@ class TempScaleFaissVectorStore(AsyncTwins, BasePydanticVectorStore):
     ) -> TempScaleFaissVectorStore:
         """A new, empty index at ``persist_dir`` for ``embed_model`` (default ``TempScaleEmbedding()``);
         ``IndexExistsError`` if one is there already."""
-        store, embed_model = _new_store(persist_dir, embed_model, index_type, kwargs.get("lock_timeout", 10.0))
+        store, embed_model = new_store(persist_dir, embed_model, index_type, kwargs.get("lock_timeout", 10.0))
         return cls(store, embed_model, **kwargs)
 
     @classmethod
@@ -259,7 +260,7 @@ class TempScaleFaissVectorStore(AsyncTwins, BasePydanticVectorStore):
         ``persist_dir``: a ``persist_path`` elsewhere (``StorageContext.persist(other_dir)``) is logged, not
         written to. Nothing to commit is a no-op.
         """
-        _local_only(fs)
+        local_only(fs)
         if persist_path is not None:
             target = Path(persist_path).resolve()
             own = Path(self.persist_dir).resolve()
@@ -382,34 +383,3 @@ class TempScaleFaissVectorStore(AsyncTwins, BasePydanticVectorStore):
 def _reopen(persist_dir: str, fields: dict[str, Any], nprobe: int, ef_search: int) -> TempScaleFaissVectorStore:
     """A pickled or copied store: the committed index at ``persist_dir``, read-only until its first change."""
     return TempScaleFaissVectorStore.from_persist_dir(persist_dir, nprobe=nprobe, ef_search=ef_search, **fields)
-
-
-def _new_store(
-    path: str | os.PathLike[str], embed_model: TempScaleEmbedding | None, index_type: str | None, lock_timeout: float
-) -> tuple[FaissStore, TempScaleEmbedding]:
-    """A writer over a new index at ``path`` for ``embed_model`` (default ``TempScaleEmbedding()``)."""
-    if embed_model is None:
-        from tempscale_index.embedding import TempScaleEmbedding
-
-        embed_model = TempScaleEmbedding()
-    store = FaissStore.create(path, _config_of(embed_model), index_factory=index_type, lock_timeout=lock_timeout)
-    return store, embed_model
-
-
-def _config_of(embed_model: TempScaleEmbedding | None) -> IndexConfig | None:
-    return embed_model.index_config(pending_ok=True) if embed_model is not None else None
-
-
-def _match_recorded(embed_model: TempScaleEmbedding | None, config: IndexConfig, path: Any, trust: bool) -> None:
-    """An embedding given for an existing index must be the recorded one (a pending 'auto' adopts its schedule)."""
-    if embed_model is not None:
-        embed_model.match_index(config, where=f"the index at {path}", pending_ok=True, trust_callable_schedules=trust)
-
-
-def _local_only(fs: fsspec.AbstractFileSystem | None) -> None:
-    if fs is None:
-        return
-    from fsspec.implementations.local import LocalFileSystem
-
-    if not isinstance(fs, LocalFileSystem):
-        raise NotImplementedError("TempScaleFaissVectorStore keeps its index on the local file system only")
