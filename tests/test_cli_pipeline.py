@@ -225,8 +225,10 @@ def test_batch_and_ingest_read_one_config_alike(tmp_path, monkeypatch):
 
         return recorder
 
-    monkeypatch.setattr(batch_cli, "embedding_for", lambda index, settings: type("E", (), {"index_config": dict})())
-    monkeypatch.setattr(pipeline_cli, "embedding_for", lambda index, settings: None)
+    monkeypatch.setattr(
+        batch_cli, "embedding_for", lambda index, settings, *trust: type("E", (), {"index_config": dict})()
+    )
+    monkeypatch.setattr(pipeline_cli, "embedding_for", lambda index, settings, *trust: None)
     monkeypatch.setattr(job, "calibrate_on_driver", record("calibrate"))
     monkeypatch.setattr(batch, "FaissShardSink", record("sink"))
     monkeypatch.setattr(batch, "run_batch_job", record("batch"))
