@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tempscale_index.node_metadata import embedded_text
 from tempscale_index.pipeline import ingest
 from tempscale_index.store import CorruptIndexError, FaissStore
 from tempscale_index.store.files import CRASH_POINT_ENV
@@ -238,10 +239,11 @@ def test_concurrent_queries_during_ingest_never_see_a_half_written_index(scenari
         finished = process.poll() is not None
         store = scenario.check(index_dir)
         versions.add(store.version)
-        # every stored chunk's vector still belongs to its text: its own text as a query finds it first
+        # every stored chunk's vector still belongs to its text: the text it was embedded as (metadata included,
+        # the one text view), as a query, finds it first
         record = rng.choice(list(store.documents.values()))
         node = store.get_nodes([rng.choice(record.node_ids)])[0]
-        _, ids = store.search(scenario.embedding.encode([node.text], "query").embeddings, 1)
+        _, ids = store.search(scenario.embedding.encode([embedded_text(node)], "query").embeddings, 1)
         assert store.get_nodes(ids[0])[0].text == node.text
         store.close()
         checks += 1
