@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from tempscale_index.auto_schedule import AUTO, AutoDocumentSchedule, texts_and_groups
 from tempscale_index.engine import apply_tempscale, temperature
+from tempscale_index.engine.batching import balanced_batches
 from tempscale_index.engine.onnx_backend import OnnxBackendError, OnnxEncoder
 from tempscale_index.engine.precision import Precision
 from tempscale_index.index_config import PENDING_AUTO, SCHEDULE_FIELDS, IndexConfig
@@ -46,6 +47,7 @@ from tempscale_index.schedules import (
     as_schedule,
     refuse_untrusted,
 )
+from tempscale_index.text_input import check_texts, count_truncated
 
 if TYPE_CHECKING:
     from tempscale_index.selection import Selection
@@ -242,12 +244,12 @@ class TempScaleEmbedding(AutoDocumentSchedule, BaseEmbedding):
 
     def tokenize(self, texts: Sequence[str], kind: Kind = "document") -> list[list[int]]:
         """Token ids per text as the model will see them (instruction added, truncated to ``max_length``)."""
-        _check_texts(texts)
+        check_texts(texts)
         prefix = self.instruction_for(kind)
         encoded = self.tokenizer(
             [prefix + text for text in texts], truncation=True, max_length=self.max_length, padding=False
         )
-        truncated = _count_truncated(encoded, self.max_length)
+        truncated = count_truncated(encoded, self.max_length)
         if truncated and not self._warned_truncation:
             self._warned_truncation = True
             warnings.warn(
@@ -269,7 +271,7 @@ class TempScaleEmbedding(AutoDocumentSchedule, BaseEmbedding):
         show_progress: bool | None = None,
     ) -> EncodedTexts:
         """Embed ``texts`` at the τ of ``kind``'s schedule (or ``temperature_override``)."""
-        _check_texts(texts)
+        check_texts(texts)
         if not texts:  # an IngestionPipeline whose docstore de-duplicated every document embeds no nodes
             return EncodedTexts(np.zeros((0, self.dimension), dtype=np.float32), [], [])
         if temperature_override is not None:
@@ -284,7 +286,8 @@ class TempScaleEmbedding(AutoDocumentSchedule, BaseEmbedding):
     def _forward_sorted(self, token_ids: list[list[int]], taus: list[float], show_progress: bool | None) -> np.ndarray:
         vectors = np.zeros((len(token_ids), self.dimension), dtype=np.float32)
         order = np.argsort([-len(ids) for ids in token_ids], kind="stable")
-        batches = [order[i : i + self.embed_batch_size] for i in range(0, len(order), self.embed_batch_size)]
+        workers = self._worker_count(-(-len(order) // self.embed_batch_size))
+        batches = balanced_batches(order, self.embed_batch_size, workers)
         progress = self.show_progress_bar if show_progress is None else show_progress
         bar = tqdm(total=len(batches), desc="Embedding", unit="batch", disable=not progress or len(batches) < 2)
 
@@ -292,7 +295,6 @@ class TempScaleEmbedding(AutoDocumentSchedule, BaseEmbedding):
             vectors[batch] = self._forward_batch([token_ids[i] for i in batch], [taus[i] for i in batch])
             bar.update(1)
 
-        workers = self._worker_count(len(batches))
         with bar:
             if workers == 1:
                 for batch in batches:
@@ -351,7 +353,7 @@ class TempScaleEmbedding(AutoDocumentSchedule, BaseEmbedding):
 
     def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
         """LlamaIndex's batching, fed longest-first so that each batch holds texts of similar length."""
-        _check_texts(texts)
+        check_texts(texts)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         embeddings = super().get_text_embedding_batch([texts[i] for i in order], show_progress, **kwargs)
         restored: list[Embedding] = [[] for _ in texts]
@@ -391,19 +393,3 @@ class TempScaleEmbedding(AutoDocumentSchedule, BaseEmbedding):
             "query_temperature": self.query_temperature.to_dict(),
             "document_temperature": self._serialize_schedule(self.document_temperature),
         }
-
-
-def _check_texts(texts: Sequence[str]) -> None:
-    if isinstance(texts, str) or not isinstance(texts, Sequence):
-        raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
-    for position, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{position}] must be a string, got {type(text).__name__}: {text!r:.80}")
-
-
-def _count_truncated(encoded: Any, max_length: int) -> int:
-    """How many texts lost tokens to truncation (fast tokenizers report the overflow exactly)."""
-    encodings = getattr(encoded, "encodings", None)
-    if encodings:
-        return sum(1 for encoding in encodings if encoding.overflowing)
-    return sum(1 for ids in encoded["input_ids"] if len(ids) >= max_length)

@@ -4,8 +4,10 @@ Evidence for a document schedule must come from texts the schedule changes (abov
 must not depend on the order the corpus arrives in. A *block* is a few neighbouring texts of one document: at
 chunk level, consecutive chunks of a document (in the order the document's own chunks are given, its reading
 order); at document level (a document given as one text longer than the window), its first window and the window
-after it. Blocks are ranked by the SHA-256 of their texts, so the same corpus in any order of documents, and in
-any process, yields the same sample (Python's ``hash()`` is salted per process).
+after it, then the next two windows, and so on (up to ``MAX_WINDOW_PAIRS``): a corpus of a dozen long documents
+still yields a sample of a few hundred full-length texts. Blocks are ranked by the SHA-256 of their texts, so the
+same corpus in any order of documents, and in any process, yields the same sample (Python's ``hash()`` is salted
+per process); a whole document's later window pairs come after every document's first, in the same order.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 
 SHORT_TOKENS = 128  # texts of at most this many tokens keep τ = 1 under every candidate schedule
 BLOCK_TEXTS = 2  # neighbouring chunks per block: one pair (two probes); small blocks reach more documents
+MAX_WINDOW_PAIRS = 16  # window pairs taken from one whole document (the tokenizer reads no further)
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,9 @@ def document_groups(texts: Sequence[str], groups: Sequence[str] | None) -> list[
 
 
 def ranked_blocks(embedding: TempScaleEmbedding, texts: Sequence[str], groups: Sequence[str]) -> Iterator[Block]:
-    """Every usable block of the corpus, in content-key order (lazily checked, so a small sample stays cheap)."""
+    """Every usable block of the corpus, in content-key order (lazily checked, so a small sample stays cheap):
+    chunk pairs and each whole document's first window pair, then the whole documents' later pairs, round by
+    round."""
     by_group: dict[str, list[str]] = {}
     for text, group in zip(texts, groups):
         by_group.setdefault(group, []).append(text)
@@ -59,10 +64,19 @@ def ranked_blocks(embedding: TempScaleEmbedding, texts: Sequence[str], groups: S
         for start in range(0, len(members), BLOCK_TEXTS):
             run = tuple(members[start : start + BLOCK_TEXTS])
             candidates.append((content_key(*run), group, run))
+    later: list[tuple[str, list[tuple[str, str]]]] = []  # whole documents' further window pairs, in key order
     for _, group, run in sorted(candidates):
-        pieces = _windows(embedding, run[0]) if len(run) == 1 else _long_prefix(embedding, run)
-        if len(pieces) >= 2:
+        if len(run) == 1:
+            pairs = _window_pairs(embedding, run[0])
+            if pairs:
+                yield Block(pairs[0], group)
+                later.append((group, pairs[1:]))
+        elif len(pieces := _long_prefix(embedding, run)) >= 2:
             yield Block(pieces, group)
+    for round_ in range(MAX_WINDOW_PAIRS - 1):
+        for group, pairs in later:
+            if round_ < len(pairs):
+                yield Block(pairs[round_], group)
 
 
 def _long_prefix(embedding: TempScaleEmbedding, run: tuple[str, ...]) -> tuple[str, ...]:
@@ -76,15 +90,26 @@ def _long_prefix(embedding: TempScaleEmbedding, run: tuple[str, ...]) -> tuple[s
     return tuple(kept)
 
 
-def _windows(embedding: TempScaleEmbedding, text: str) -> tuple[str, ...]:
-    """A whole document as the index holds it (its first window) and the window that follows it, when both
-    are long enough for the schedule to change them; else nothing."""
+def _window_pairs(embedding: TempScaleEmbedding, text: str) -> list[tuple[str, str]]:
+    """A whole document's consecutive windows in pairs: first the window the index holds (its first) and the
+    one after it, then the third and fourth, …; a pair counts when both are long enough for the schedule to
+    change them."""
     assert embedding.max_length is not None
     window = embedding.max_length - 2  # the model adds two special tokens
-    encoded = embedding.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    encoded = embedding.tokenizer(
+        text,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        truncation=True,
+        max_length=2 * MAX_WINDOW_PAIRS * window,
+        verbose=False,
+    )
     spans = encoded["offset_mapping"]
-    if len(spans) <= window + SHORT_TOKENS:
-        return ()
-    first = text[: spans[window - 1][1]]
-    second = text[spans[window][0] : spans[min(2 * window, len(spans)) - 1][1]]
-    return (first, second)
+    pairs = []
+    for start in range(0, len(spans), 2 * window):
+        middle, end = start + window, min(start + 2 * window, len(spans))
+        if end - middle <= SHORT_TOKENS:
+            break
+        first = text[spans[start][0] : spans[middle - 1][1]]
+        pairs.append((first, text[spans[middle][0] : spans[end - 1][1]]))
+    return pairs

@@ -17,6 +17,7 @@ from transformers import BertConfig, BertModel, BertTokenizerFast, MPNetConfig, 
 
 from tempscale_index.chunking import model_token_splitter
 from tempscale_index.embedding import TempScaleEmbedding
+from tempscale_index.engine.batching import balanced_batches
 from tempscale_index.node_metadata import METADATA_KEYS, TAU_KEY, TOKENS_KEY
 from tempscale_index.schedules import LogLinearSchedule
 
@@ -210,6 +211,27 @@ def test_cpu_workers_give_the_serial_vectors_in_input_order(minilm: TempScaleEmb
     assert torch.get_num_threads() == before  # workers set their own thread count, never the caller's
     assert many.taus == one.taus and len(set(one.taus)) > 3
     assert np.abs(many.embeddings - one.embeddings).max() < 1e-5
+
+
+def test_workers_get_batches_of_equal_size_not_one_full_and_one_short(minilm: TempScaleEmbedding, monkeypatch):
+    """36 texts in batches of 32 on 2 workers ran 32 + 4: the worker with 32 took as long as all 36 serially.
+    (The selector embeds such sizes: its cost on 2 cores was twice what ingest pays per text.)"""
+    assert [len(b) for b in balanced_batches(np.arange(36), 32, 2)] == [18, 18]
+    assert [len(b) for b in balanced_batches(np.arange(70), 32, 2)] == [18, 18, 17, 17]
+    assert [len(b) for b in balanced_batches(np.arange(64), 32, 2)] == [32, 32]
+    assert [len(b) for b in balanced_batches(np.arange(5), 32, 1)] == [5]
+    assert [len(b) for b in balanced_batches(np.arange(3), 32, 4)] == [1, 1, 1] and balanced_batches(
+        np.arange(0), 8, 2
+    ) == []
+    assert np.concatenate(balanced_batches(np.arange(70), 32, 2)).tolist() == list(range(70))  # order kept
+    parallel = minilm.model_copy(update={"cpu_workers": 2})
+    sizes: list[int] = []
+    forward = type(parallel)._forward_batch
+    monkeypatch.setattr(
+        parallel, "_forward_batch", lambda ids, taus: sizes.append(len(ids)) or forward(parallel, ids, taus)
+    )
+    parallel.encode([f"note {i} about the remote control" for i in range(36)])
+    assert sorted(sizes) == [18, 18]
 
 
 def test_a_failing_batch_fails_the_whole_parallel_call(minilm: TempScaleEmbedding, monkeypatch) -> None:

@@ -131,6 +131,42 @@ def test_an_operator_unknown_to_llamaindex_helpers_is_refused_by_name(monkeypatc
         compile_filters(leaf("tags", Op.CONTAINS, "llm"))
 
 
+MIXED_VALUES = [1, 1.0, True, 0, False, "1", "", "en", 2.5, None, [1], ["en", "de"], []]
+FILTER_VALUES = [1, 0, "en", 1.0, 2.5, [1, 2], ["en", "de"], None]
+
+
+@pytest.mark.parametrize("operator", sorted(filters_module.SUPPORTED_OPERATORS, key=lambda op: op.value))
+def test_remembered_answers_agree_with_llamaindex_for_every_value_type(operator):
+    """Compiled filters remember a leaf's answer per typed value and are reused per filter: asked again, in
+    another order, they still give what LlamaIndex's own matcher gives (``1``, ``1.0`` and ``True`` apart)."""
+    from llama_index.core.vector_stores.utils import build_metadata_filter_fn
+
+    for value in FILTER_VALUES:
+        filters = MetadataFilters(filters=[leaf("v", operator, value)])
+        try:
+            matcher = filters_module.compiled_filters(filters)
+        except MetadataFilterError:
+            continue  # a value of the wrong shape for the operator: refused up front (tested above)
+        reference = build_metadata_filter_fn(lambda metadata: metadata, filters)
+        for metadata in [{"v": item} for item in MIXED_VALUES * 2 + MIXED_VALUES[::-1]] + [{}]:
+            try:
+                expected = reference(metadata)
+            except TypeError:
+                with pytest.raises(MetadataFilterError):
+                    filters_module.compiled_filters(filters)(metadata)
+                continue
+            assert matcher(metadata) is expected, (operator, value, metadata)
+            assert filters_module.compiled_filters(filters)(metadata) is expected
+
+
+def test_a_kept_filter_is_told_apart_from_one_with_another_value(small_store):
+    store, _ = small_store
+    english = allowed_node_ids(store, MetadataFilters(filters=[leaf("lang", Op.EQ, "en")]))
+    german = allowed_node_ids(store, MetadataFilters(filters=[leaf("lang", Op.EQ, "de")]))
+    assert set(english).isdisjoint(german) and english and german
+    assert allowed_node_ids(store, MetadataFilters(filters=[leaf("lang", Op.EQ, "en")])) == english
+
+
 def brute_force(vectors: dict[int, np.ndarray], allowed: list[int], query: np.ndarray, k: int) -> list[int]:
     scores = {i: float(vectors[i] @ query) for i in allowed}
     return sorted(scores, key=lambda i: -scores[i])[:k]

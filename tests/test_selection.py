@@ -8,11 +8,13 @@ the corpus, measure on texts the schedule changes, and say *pending* (not τ = 1
 from __future__ import annotations
 
 import hashlib
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tempscale_index import selection as selection_module
 from tempscale_index.embedding import EncodedTexts
 from tempscale_index.evaluation import load_qmsum
 from tempscale_index.evaluation.embedded import chunk_dataset
@@ -25,7 +27,7 @@ from tempscale_index.selection import (
     cost_cap,
     select_document_schedule,
 )
-from tempscale_index.selection_sample import ranked_blocks
+from tempscale_index.selection_sample import MAX_WINDOW_PAIRS, ranked_blocks
 
 # The ten shortest QMSum test meetings, shipped with the tests: the selector needs 8+ source documents.
 MEETING_FOLDERS = (
@@ -103,20 +105,35 @@ def test_the_sample_is_neighbouring_texts_the_schedule_changes(meeting_chunks, m
         assert members[first + 1] == block.texts[1]  # neighbours in the document's reading order
 
 
-def test_a_whole_document_is_measured_on_its_window_and_the_next(meeting_chunks, minilm):
+def test_a_whole_document_is_measured_on_its_window_and_the_next_then_later_pairs(meeting_chunks, minilm):
     texts, groups = meeting_chunks
     document = " ".join(text for text, group in zip(texts, groups) if group == groups[0])
-    (block,) = list(ranked_blocks(minilm, [document], ["the meeting"]))
+    other = " ".join(text for text, group in zip(texts, groups) if group == groups[-1])
+    blocks = list(ranked_blocks(minilm, [document, other], ["the meeting", "another"]))
+    first_pairs = {block.group: block for block in blocks[:2]}
+    assert set(first_pairs) == {"the meeting", "another"}  # every document's first window pair comes first
+    block = first_pairs["the meeting"]
     first, second = minilm.token_counts(block.texts)
     assert first == minilm.max_length and SHORT_TOKENS < second <= minilm.max_length
     assert document.startswith(block.texts[0]) and block.texts[1] in document
+    ours = [block.texts for block in blocks if block.group == "the meeting"]
+    assert 1 < len(ours) <= MAX_WINDOW_PAIRS
+    position = 0
+    for pair in ours:  # consecutive full windows, in reading order, none twice
+        for text in pair:
+            assert minilm.token_counts([text])[0] > SHORT_TOKENS
+            found = document.index(text, position)
+            assert found >= position
+            position = found + len(text)
     assert list(ranked_blocks(minilm, ["a short text"], ["doc"])) == []
 
 
 def test_the_cost_cap_is_under_a_tenth_of_ingest_from_2000_chunks():
     for chunks in (2000, 10_000, 50_000):
         assert cost_cap(chunks) <= 0.1 * chunks  # ingest embeds every chunk once, at least
-    assert cost_cap(10) == cost_cap(2000)  # the floor for small corpora
+    assert cost_cap(10) > 1500 and cost_cap(1000) > 800  # the floor for small corpora: a few hundred texts
+    caps = [cost_cap(chunks) for chunks in range(0, 2600, 7)]
+    assert max(abs(a - b) for a, b in itertools.pairwise(caps)) <= 6  # one chunk more never moves it much
     assert _steps(45) == [45] and _steps(1125) == [96, 192, 384, 768, 1125]
 
 
@@ -126,10 +143,42 @@ def test_an_undecided_sample_grows_to_the_cap(meeting_chunks, minilm, monkeypatc
     undecided = select_document_schedule(minilm, texts, groups, max_embeddings=4 * 200)
     assert undecided.evidence["looks"] == 3 and undecided.evidence["n_sampled"] == 200
     assert undecided.schedule == ConstantSchedule(1.0) and not undecided.pending
-    assert undecided.evidence["confidence"] == pytest.approx(1 - 0.05 / (3 * 3))  # 3 candidates × 3 looks
+    assert undecided.evidence["confidence"] == pytest.approx(1 - 0.05 / 3)  # one-sided, over 3 looks
     assert "clearly better" in undecided.reason
     everything = select_document_schedule(minilm, texts, groups, max_embeddings=4 * 1000)  # more than it has
     assert everything.evidence["n_sampled"] < 384 and everything.evidence["looks"] == 3  # stops when exhausted
+
+
+def _scripted(monkeypatch, looks: list[dict[float, tuple[float, float, float]]]) -> None:
+    """Replace the forward pass and the measurement: look i reports ``looks[i]`` (τ → gain, lower, upper)."""
+    answers = iter(looks)
+    monkeypatch.setattr(selection_module._Sample, "embed", lambda self: None)
+
+    def gains(self, seed, alpha):
+        rows = [{"tau": tau, "gain": g, "interval": [low, high]} for tau, (g, low, high) in next(answers).items()]
+        return np.zeros((len(self.pairs), 3)), rows
+
+    monkeypatch.setattr(selection_module._Sample, "gains", gains)
+
+
+def test_the_sample_grows_while_the_largest_gain_is_undecided(meeting_chunks, minilm, monkeypatch):
+    texts, groups = meeting_chunks
+    clear_mild = {0.9: (0.01, 0.002, 0.02), 0.8: (0.02, -0.001, 0.04), 0.7: (0.03, -0.01, 0.07)}
+    all_clear = {0.9: (0.01, 0.003, 0.02), 0.8: (0.02, 0.004, 0.04), 0.7: (0.03, 0.002, 0.06)}
+    _scripted(monkeypatch, [clear_mild, all_clear])
+    chosen = select_document_schedule(minilm, texts, groups, max_embeddings=4 * 400)
+    assert chosen.evidence["looks"] == 2 and chosen.schedule.taus_by_bucket == [1.0, 0.7]
+    _scripted(monkeypatch, [clear_mild] * 3)  # 0.7 never clears: the mildest clear one, at the cap
+    capped = select_document_schedule(minilm, texts, groups, max_embeddings=4 * 200)
+    assert capped.evidence["looks"] == 3 and capped.schedule.taus_by_bucket == [1.0, 0.9]
+
+
+def test_candidates_are_tested_in_a_fixed_sequence_mildest_first(meeting_chunks, minilm, monkeypatch):
+    texts, groups = meeting_chunks
+    only_strong = {0.9: (0.001, -0.004, 0.006), 0.8: (0.02, 0.004, 0.04), 0.7: (0.03, 0.002, 0.06)}
+    _scripted(monkeypatch, [only_strong] * 3)  # 0.8 and 0.7 clear, but 0.9 (tested first) is not: τ = 1
+    kept = select_document_schedule(minilm, texts, groups, max_embeddings=4 * 200)
+    assert kept.schedule == ConstantSchedule(1.0) and "clearly better" in kept.reason
 
 
 def test_too_little_is_pending_without_embedding(meeting_chunks, minilm, monkeypatch):

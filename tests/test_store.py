@@ -363,6 +363,20 @@ def test_filtered_search_exact_and_through_faiss_selector(index_dir, monkeypatch
             assert np.all(np.diff(scores[:, :10], axis=1) <= 1e-6)
 
 
+@pytest.mark.parametrize("limit", [vector_index.EXACT_FILTER_LIMIT, 0])
+def test_an_allowed_id_marked_removed_is_never_returned(limit, monkeypatch):
+    """HNSW cannot remove at once: removed ids stay in FAISS, marked, until commit rebuilds it. A stale allowed
+    list naming one (a caller's own ids) must still not bring it back, scored exactly or through the selector."""
+    monkeypatch.setattr(vector_index, "EXACT_FILTER_LIMIT", limit)
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((20, DIM)).astype(np.float32)
+    index = vector_index.VectorIndex.empty("HNSW8", DIM)
+    index.add(np.arange(20, dtype=np.int64), vectors)
+    index.remove(np.array([4, 5], dtype=np.int64))
+    _, ids = index.search(vectors[4:5], k=3, allowed=np.array([4, 5, 6], dtype=np.int64))
+    assert ids[0].tolist() == [6, -1, -1]
+
+
 def test_readers_do_not_need_write_access(committed):
     index_dir = committed.parent.parent
     if os.geteuid() == 0:

@@ -268,7 +268,7 @@ class FaissStore:
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
-        allowed = None if allowed_ids is None else np.fromiter((int(i) for i in allowed_ids), dtype=np.int64)
+        allowed = None if allowed_ids is None else np.asarray(list(allowed_ids), dtype=np.int64)
         return self.vectors.search(queries, k, allowed)
 
     def info(self) -> dict[str, Any]:

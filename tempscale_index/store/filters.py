@@ -10,11 +10,15 @@ Flat, IVF and HNSW alike).
 Each leaf filter runs through ``llama_index.core.vector_stores.utils.build_metadata_filter_fn`` (the simple
 vector store's matcher); nesting and the AND/OR/NOT conditions are combined here because that helper refuses
 nested ``MetadataFilters``. An operator LlamaIndex may add later, which that helper does not know, is refused
-by name rather than silently matching nothing.
+by name rather than silently matching nothing. A leaf's answer depends on one metadata value only, so a compiled
+filter remembers it per plain value, and compiled filters are kept per filter (``compiled_filters``): a filter a
+retriever repeats costs a dictionary lookup per document, not a call of LlamaIndex's matcher.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -48,6 +52,10 @@ _LIST_OPERATORS = frozenset({FilterOperator.IN, FilterOperator.NIN, FilterOperat
 _TEXT_OPERATORS = frozenset({FilterOperator.TEXT_MATCH, FilterOperator.TEXT_MATCH_INSENSITIVE})
 
 Matcher = Callable[[Mapping[str, Any]], bool]
+_MEMO_LIMIT = 100_000  # distinct values a leaf remembers its answer for
+_COMPILED_LIMIT = 64  # distinct filters whose compiled matchers are kept
+_compiled: OrderedDict[str, Matcher] = OrderedDict()
+_compiled_mutex = threading.Lock()
 
 
 class MetadataFilterError(ValueError):
@@ -62,6 +70,8 @@ def compile_filters(filters: MetadataFilters | MetadataFilter) -> Matcher:
     parts = [compile_filters(item) for item in filters.filters]
     if not parts:  # as LlamaIndex's own stores: no filter, no restriction
         return lambda metadata: True
+    if len(parts) == 1 and condition in (FilterCondition.AND, FilterCondition.OR):
+        return parts[0]
     if condition == FilterCondition.AND:
         return lambda metadata: all(part(metadata) for part in parts)
     if condition == FilterCondition.OR:
@@ -82,15 +92,38 @@ def _leaf(leaf: MetadataFilter) -> Matcher:
         raise MetadataFilterError(f"{described}: {operator.name} needs a string")
     # build_metadata_filter_fn looks metadata up by node id; here the "id" is the metadata itself.
     match = build_metadata_filter_fn(lambda metadata: metadata, MetadataFilters(filters=[leaf]))
+    memo: dict[tuple[type, Any], bool] = {}  # LlamaIndex's answer per plain value (typed: 1 and True differ)
 
     def matcher(metadata: Mapping[str, Any]) -> bool:
+        value = metadata.get(leaf.key)
+        remembered = (type(value), value) if value is None or isinstance(value, (str, int, float)) else None
+        if remembered is not None and (answer := memo.get(remembered)) is not None:
+            return answer
         try:
-            return match(metadata)  # type: ignore[arg-type]
+            answer = match(metadata)  # type: ignore[arg-type]
         except TypeError as exc:
-            raise MetadataFilterError(
-                f"{described} cannot be applied to the value {metadata.get(leaf.key)!r}: {exc}"
-            ) from None
+            raise MetadataFilterError(f"{described} cannot be applied to the value {value!r}: {exc}") from None
+        if remembered is not None and len(memo) < _MEMO_LIMIT:
+            memo[remembered] = answer
+        return answer
 
+    return matcher
+
+
+def compiled_filters(filters: MetadataFilters | MetadataFilter) -> Matcher:
+    """``compile_filters``, kept for the last few distinct filters so that their remembered answers serve the
+    next query with the same filter."""
+    key = f"{type(filters).__name__}:{filters.model_dump_json()}"
+    with _compiled_mutex:
+        matcher = _compiled.get(key)
+        if matcher is not None:
+            _compiled.move_to_end(key)
+            return matcher
+    matcher = compile_filters(filters)
+    with _compiled_mutex:
+        _compiled[key] = matcher
+        while len(_compiled) > _COMPILED_LIMIT:
+            _compiled.popitem(last=False)
     return matcher
 
 
@@ -108,14 +141,19 @@ def matching_nodes(
     """Store ids per document of the chunks in ``doc_ids`` (all when None) that pass ``filters`` (all when
     None); documents with no passing chunk are left out."""
     wanted = set(doc_ids) if doc_ids is not None else None
-    matcher = compile_filters(filters) if filters is not None else None
-    keys = filter_keys(filters) if filters is not None else frozenset()
+    matcher = compiled_filters(filters) if filters is not None else None
+    keys = tuple(sorted(filter_keys(filters))) if filters is not None else ()
+    reads_doc_id = not _DOC_ID_KEY_SET.isdisjoint(keys)
     decided: dict[tuple[Any, ...], bool] = {}  # per-chunk values: one matcher call per distinct combination
     out: dict[str, list[int]] = {}
     for record in records:
         if wanted is not None and record.doc_id not in wanted:
             continue
-        ids = record.node_ids if matcher is None else _passing_chunks(record, matcher, keys, decided)
+        if matcher is None:
+            ids = record.node_ids
+        else:
+            shared = document_metadata(record) if reads_doc_id else record.metadata
+            ids = _passing_chunks(record, shared, matcher, keys, decided)
         if ids:
             out[record.doc_id] = ids
     return out
@@ -129,18 +167,22 @@ def filter_keys(filters: MetadataFilters | MetadataFilter) -> frozenset[str]:
 
 
 def _passing_chunks(
-    record: DocumentRecord, matcher: Matcher, keys: frozenset[str], decided: dict[tuple[Any, ...], bool]
+    record: DocumentRecord,
+    shared: Mapping[str, Any],
+    matcher: Matcher,
+    keys: tuple[str, ...],
+    decided: dict[tuple[Any, ...], bool],
 ) -> list[int]:
-    """The record's chunks passing ``matcher``. Chunks that agree on every filtered key are decided together;
-    otherwise each distinct combination of the filtered values once (``decided`` carries it across documents)."""
-    shared = document_metadata(record)
-    varying = keys & record.own_keys
+    """The record's chunks passing ``matcher``, ``shared`` being what they have in common. Chunks that agree on
+    every filtered key (in most documents: all of them) are decided together; otherwise each distinct combination
+    of the filtered values once (``decided`` carries it across documents)."""
+    varying = record.own_keys.intersection(keys) if record.node_metadata else None
     if varying:
         varying -= _DOC_ID_KEY_SET
     if not varying:
         return record.node_ids if matcher(shared) else []
-    base = values_signature(shared, sorted(keys))
     ordered = tuple(sorted(varying))
+    base = values_signature(shared, keys)
     passing: list[int] = []
     for own, ids in record.groups(ordered).items():
         key = (base, ordered, own)
