@@ -52,7 +52,7 @@ _LIST_OPERATORS = frozenset({FilterOperator.IN, FilterOperator.NIN, FilterOperat
 _TEXT_OPERATORS = frozenset({FilterOperator.TEXT_MATCH, FilterOperator.TEXT_MATCH_INSENSITIVE})
 
 Matcher = Callable[[Mapping[str, Any]], bool]
-_MEMO_LIMIT = 100_000  # distinct values a leaf remembers its answer for
+_MEMO_LIMIT = 10_000  # distinct values a leaf remembers its answer for (64 kept filters: bounded memory)
 _COMPILED_LIMIT = 64  # distinct filters whose compiled matchers are kept
 _compiled: OrderedDict[str, Matcher] = OrderedDict()
 _compiled_mutex = threading.Lock()
