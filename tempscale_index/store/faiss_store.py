@@ -5,7 +5,8 @@ Layout: ``CURRENT`` (the committed version and its manifest's SHA-256), ``versio
 renamed into place), ``quarantine/`` (versions a writer could not use, kept), ``writer.lock`` and a writer's
 ``staging-*.jsonl``. This facade ties the parts together:
 ``vector_index`` (FAISS), ``node_table`` (nodes and staging), ``records`` (documents), ``manifest`` (what a
-version holds and the checks on load) and ``versions`` (lock, ``CURRENT``, publishing, collection, recovery). A
+version holds and the checks on load), ``versions`` (lock, ``CURRENT``, publishing, collection, recovery) and
+``version_loading`` (loading the committed version, a reader's refresh). A
 crash at any point leaves ``CURRENT`` naming a complete version, so readers never see a half-written index.
 Nothing is unpickled: nodes and documents are JSON, offsets are loaded with ``allow_pickle=False``.
 """
@@ -26,14 +27,15 @@ import numpy as np
 from tempscale_index.index_config import IndexConfig
 from tempscale_index.node_metadata import TEXT_VIEW
 from tempscale_index.store import versions
-from tempscale_index.store.errors import CorruptIndexError, IndexExistsError, IndexNotFoundError, StoreError
+from tempscale_index.store.errors import IndexExistsError, IndexNotFoundError, StoreError
 from tempscale_index.store.hashing import content_hash
 from tempscale_index.store.manifest import MANIFEST_FILE, read_manifest
 from tempscale_index.store.node_table import NodeTable, node_dict, node_from_dict
 from tempscale_index.store.records import CHUNK_METADATA_FACT, DocumentRecord, filterable, read_chunk_metadata
 from tempscale_index.store.vector_checks import check_vectors
 from tempscale_index.store.vector_index import DEFAULT_INDEX_FACTORY, DEFAULT_TRAIN_SIZE, VectorIndex
-from tempscale_index.store.version_files import read_version, write_version
+from tempscale_index.store.version_files import write_version
+from tempscale_index.store.version_loading import VersionLoading
 
 if TYPE_CHECKING:
     import faiss
@@ -45,7 +47,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["DocumentRecord", "FaissStore", "content_hash"]  # the record and hash types are also imported from here
 
 
-class FaissStore:
+class FaissStore(VersionLoading):
     """One committed version of an index directory (read-only), or a writer over it (``writable=True``).
 
     Open with :meth:`open`; a writer holds ``writer.lock`` until :meth:`close` and makes its changes visible
@@ -145,62 +147,6 @@ class FaissStore:
             raise ValueError("creating an index needs the embedding's IndexConfig")
         versions.ensure_creatable(self.path)
         return VectorIndex.empty(index_factory, config.dimension, train_size)
-
-    def _open_existing(self, config: IndexConfig | None, index_factory: str | None, verify: bool) -> None:
-        self._created_root = None
-        self._load_current(verify)
-        if config is not None:
-            self.config.ensure_matches(config, where=f"the index at {self.path}")
-        if index_factory is not None and index_factory.strip() != self.index_factory:
-            raise ValueError(
-                f"the index at {self.path} is a {self.index_factory!r} index; it cannot be extended "
-                f"as {index_factory!r} (leave the index type out, or ingest into a new directory)"
-            )
-
-    def _load_current(self, verify: bool, attempts: int = 5) -> None:
-        """Load the version ``CURRENT`` names; if a newer commit removed it meanwhile, load the newer one. A
-        writer that had to recover a lost ``CURRENT`` writes it back."""
-        for attempt in range(attempts):
-            pointer = versions.read_pointer(self.path)
-            try:
-                self._load_version(pointer, verify)
-                break
-            except (FileNotFoundError, CorruptIndexError):
-                if attempt + 1 < attempts and versions.read_pointer(self.path).name != pointer.name:
-                    continue  # a writer committed (and cleaned up) while we were loading: take the new version
-                raise
-        if pointer.recovered and self._lock is not None:
-            versions.write_pointer(self.path, pointer.name, pointer.manifest_sha256)
-            logger.warning("rewrote %s to name %s", self.path / versions.CURRENT, pointer.name)
-
-    def _load_version(self, pointer: versions.Pointer, verify: bool) -> None:
-        loaded = read_version(self.path, self.path / versions.VERSIONS / pointer.name, pointer.manifest_sha256, verify)
-        self.nodes.close()
-        self.manifest, self.config, self.vectors = loaded.manifest, loaded.config, loaded.vectors
-        self.nodes, self.documents = loaded.nodes, loaded.documents
-        self.chunking = self.manifest.get("chunking", {})
-        self.version, self.version_name = int(self.manifest["version"]), pointer.name
-        self._chunk_metadata_read = bool(self.manifest.get(CHUNK_METADATA_FACT))
-        self._next_id = int(self.manifest["next_id"])
-
-    def refresh(self, verify: bool = True) -> bool:
-        """Read-only stores: switch to the newest committed version if there is one. Returns whether it did. A
-        version that fails to load raises once; it is not verified again (a full check per query or batch would
-        halve a server's throughput) until ``CURRENT`` changes."""
-        if self._lock is not None:
-            raise StoreError("a writer sees its own changes; refresh() is for readers")
-        pointer = versions.pointer_text(self.path)
-        failed_before = pointer is not None and pointer == self._failed_pointer
-        if failed_before or versions.latest_name(self.path) == self.version_name:
-            return False  # cheap: refresh runs before every query
-        tuning = (self.vectors.nprobe, self.vectors.ef_search)
-        try:
-            self._load_current(verify)
-        except Exception:
-            self._failed_pointer = pointer
-            raise
-        self.vectors.tune(*tuning)
-        return True
 
     # -- reading ---------------------------------------------------------------------------------------
 
