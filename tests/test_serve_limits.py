@@ -194,7 +194,7 @@ def test_max_wait_zero_still_batches_what_is_queued(serve):
 
 def test_a_damaged_new_version_is_verified_once_until_current_changes(index_dir, monkeypatch):
     """A damaged newer version used to be re-verified before every batch (197 warnings in 800 requests)."""
-    from tempscale_index.store import faiss_store
+    from tempscale_index.store import version_loading
 
     reader = FaissStore.open(index_dir)
     with FaissStore.open(index_dir, writable=True) as writer:
@@ -205,13 +205,13 @@ def test_a_damaged_new_version_is_verified_once_until_current_changes(index_dir,
         data[len(data) // 2] ^= 0x01
         damaged.write_bytes(bytes(data))
         loads = {"n": 0}
-        real = faiss_store.read_version
+        real = version_loading.read_version
 
         def counting(*args, **kwargs):
             loads["n"] += 1
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(faiss_store, "read_version", counting)
+        monkeypatch.setattr(version_loading, "read_version", counting)
         with pytest.raises(CorruptIndexError):
             reader.refresh()
         assert [reader.refresh() for _ in range(50)] == [False] * 50
