@@ -29,6 +29,8 @@ from tempscale_index.selection import (
 )
 from tempscale_index.selection_sample import MAX_WINDOW_PAIRS, ranked_blocks
 
+PER_TEXT = 1 + len(CANDIDATE_TAUS)  # embeddings per sampled text: τ = 1 and each candidate
+
 # The ten shortest QMSum test meetings, shipped with the tests: the selector needs 8+ source documents.
 MEETING_FOLDERS = (
     Path(__file__).parent / "fixtures" / "qmsum" / "test",
@@ -140,12 +142,12 @@ def test_the_cost_cap_is_under_a_tenth_of_ingest_from_2000_chunks():
 def test_an_undecided_sample_grows_to_the_cap(meeting_chunks, minilm, monkeypatch):
     texts, groups = meeting_chunks
     monkeypatch.setattr(type(minilm), "encode", _fake_encoder(0.0))  # τ changes nothing: every gain is 0
-    undecided = select_document_schedule(minilm, texts, groups, max_embeddings=4 * 200)
+    undecided = select_document_schedule(minilm, texts, groups, max_embeddings=PER_TEXT * 200)
     assert undecided.evidence["looks"] == 3 and undecided.evidence["n_sampled"] == 200
     assert undecided.schedule == ConstantSchedule(1.0) and not undecided.pending
     assert undecided.evidence["confidence"] == pytest.approx(1 - 0.05 / 3)  # one-sided, over 3 looks
     assert "clearly better" in undecided.reason
-    everything = select_document_schedule(minilm, texts, groups, max_embeddings=4 * 1000)  # more than it has
+    everything = select_document_schedule(minilm, texts, groups, max_embeddings=PER_TEXT * 1000)  # more than it has
     assert everything.evidence["n_sampled"] < 384 and everything.evidence["looks"] == 3  # stops when exhausted
 
 
@@ -156,28 +158,29 @@ def _scripted(monkeypatch, looks: list[dict[float, tuple[float, float, float]]])
 
     def gains(self, seed, alpha):
         rows = [{"tau": tau, "gain": g, "interval": [low, high]} for tau, (g, low, high) in next(answers).items()]
-        return np.zeros((len(self.pairs), 3)), rows
+        return np.zeros((len(self.pairs), len(rows))), rows
 
     monkeypatch.setattr(selection_module._Sample, "gains", gains)
 
 
 def test_the_sample_grows_while_the_largest_gain_is_undecided(meeting_chunks, minilm, monkeypatch):
     texts, groups = meeting_chunks
-    clear_mild = {0.9: (0.01, 0.002, 0.02), 0.8: (0.02, -0.001, 0.04), 0.7: (0.03, -0.01, 0.07)}
-    all_clear = {0.9: (0.01, 0.003, 0.02), 0.8: (0.02, 0.004, 0.04), 0.7: (0.03, 0.002, 0.06)}
+    clear_mild = {0.8: (0.02, 0.002, 0.04), 0.7: (0.03, -0.01, 0.07)}
+    all_clear = {0.8: (0.02, 0.004, 0.04), 0.7: (0.03, 0.002, 0.06)}
     _scripted(monkeypatch, [clear_mild, all_clear])
-    chosen = select_document_schedule(minilm, texts, groups, max_embeddings=4 * 400)
+    chosen = select_document_schedule(minilm, texts, groups, max_embeddings=PER_TEXT * 400)
     assert chosen.evidence["looks"] == 2 and chosen.schedule.taus_by_bucket == [1.0, 0.7]
     _scripted(monkeypatch, [clear_mild] * 3)  # 0.7 never clears: the mildest clear one, at the cap
-    capped = select_document_schedule(minilm, texts, groups, max_embeddings=4 * 200)
-    assert capped.evidence["looks"] == 3 and capped.schedule.taus_by_bucket == [1.0, 0.9]
+    capped = select_document_schedule(minilm, texts, groups, max_embeddings=PER_TEXT * 200)
+    assert capped.evidence["looks"] == 3 and capped.schedule.taus_by_bucket == [1.0, 0.8]
 
 
 def test_candidates_are_tested_in_a_fixed_sequence_mildest_first(meeting_chunks, minilm, monkeypatch):
+    assert tuple(sorted(CANDIDATE_TAUS, reverse=True)) == CANDIDATE_TAUS  # mildest first
     texts, groups = meeting_chunks
-    only_strong = {0.9: (0.001, -0.004, 0.006), 0.8: (0.02, 0.004, 0.04), 0.7: (0.03, 0.002, 0.06)}
-    _scripted(monkeypatch, [only_strong] * 3)  # 0.8 and 0.7 clear, but 0.9 (tested first) is not: τ = 1
-    kept = select_document_schedule(minilm, texts, groups, max_embeddings=4 * 200)
+    only_strong = {0.8: (0.001, -0.004, 0.006), 0.7: (0.03, 0.002, 0.06)}
+    _scripted(monkeypatch, [only_strong] * 3)  # 0.7 clears, but 0.8 (tested first) does not: τ = 1
+    kept = select_document_schedule(minilm, texts, groups, max_embeddings=PER_TEXT * 200)
     assert kept.schedule == ConstantSchedule(1.0) and "clearly better" in kept.reason
 
 
