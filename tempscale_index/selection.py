@@ -2,25 +2,31 @@
 
 Retrieval needs a text to stay closer to text about the same thing than to everything else. The selector
 measures exactly that where the schedule acts: neighbouring full-length chunks of one document (or, for a whole
-document, its first window and the next), each embedded at the τ the candidate schedule would give it. A text
-probes at τ = 1 (as a query does) for its neighbour among the sampled texts at the candidate τ; its
-*discrimination* is how far, in standard deviations of its similarities to other documents' texts, the neighbour
-stands out. The candidates 0.8 and 0.7 are tested in that fixed sequence (one qualifies when its mean paired
+document, its first window and the next), each embedded at the τ the candidate schedule would give it. Each text
+probes, as a query would, with a query-sized piece of itself (its middle ``PROBE_TOKENS`` tokens, embedded as a
+query) for its neighbour among the sampled texts at the candidate τ; its *discrimination* is how far, in standard
+deviations of the probe's similarities to other documents' texts, the neighbour stands out. A short probe, not
+the whole text: whole texts probing whole texts measured a gain with MPNet on meetings (0.7, bound +0.017 SD)
+where retrieval by questions lost (−1.95% at chunk level); the short probe sees no gain there (+0.016 SD,
+[−0.025, +0.057]) and a larger one where questions gain (MiniLM on meetings, +0.066 against +0.052 SD).
+
+The candidates 0.8 and 0.7 are tested in that fixed sequence (one qualifies when its mean paired
 gain over τ = 1 has a one-sided bootstrap lower bound above zero, resampling documents, and every milder one
 qualified), which keeps the family-wise error at ``ALPHA`` without splitting it over candidates; it is split over
 the planned looks. Of those qualifying, the one with the largest mean gain is chosen. The sample keeps growing
 while the candidate with the largest mean gain is undecided: the milder τ, whose gain is the less noisy, is
-often clear first. Two candidates, not three: every text costs one embedding per candidate plus one at τ = 1, so
-at a fixed budget a third candidate (0.9, whose gain in nDCG is about half of 0.8's and never significant in
-docs/results.md) shrinks the sample by a quarter, and on 2,271 QMSum chunks that was the difference between
-0.8 and 0.7 (+5.25% against +7.97%).
+often clear first. Two candidates, not three: every text costs one embedding per candidate, one at τ = 1 and a
+short probe, so at a fixed budget a third candidate (0.9, whose gain in nDCG is about half of 0.8's and never
+significant in docs/results.md) shrinks the sample by a quarter; on 2,271 QMSum chunks that was the difference
+between 0.8 and 0.7 (+5.25% against +7.97%).
 
 The sample is ranked by a content key (``selection_sample``), so the answer is the same for any order of the
 corpus and in any process. It grows (96 → 192 → 384 … texts) until the intervals exclude zero either way or the
-cost cap is hit: 0.08 embeddings per chunk of the corpus (ingest embeds each chunk once), with a floor for
-small corpora (384 texts for a handful of chunks, tapering to that budget at 2,000 chunks). Too little to go
-on (fewer than ``MIN_SAMPLE`` texts or ``MIN_GROUPS`` documents) is *pending*, not an answer: the schedule is
-τ = 1 for now and ``Selection.pending`` says so.
+cost cap is hit: 0.08 embeddings per chunk of the corpus (ingest embeds each chunk once; the short probes ride
+on that budget, measured in benchmarks/bench_selector.py), with a floor for small corpora (1,536 embeddings for
+a handful of chunks, tapering to that budget at 2,000 chunks). Too little to go on (fewer than ``MIN_SAMPLE``
+texts or ``MIN_GROUPS`` documents) is *pending*, not an answer: the schedule is τ = 1 for now and
+``Selection.pending`` says so.
 """
 
 from __future__ import annotations
@@ -34,10 +40,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tempscale_index.schedules import ConstantSchedule, PiecewiseSchedule, Schedule
-from tempscale_index.selection_sample import SHORT_TOKENS, Block, document_groups, ranked_blocks
+from tempscale_index.selection_sample import SHORT_TOKENS, Block, document_groups, probe_piece, ranked_blocks
 
 if TYPE_CHECKING:
-    from tempscale_index.embedding import TempScaleEmbedding
+    from tempscale_index.embedding import Kind, TempScaleEmbedding
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +51,7 @@ CANDIDATE_TAUS = (0.8, 0.7)  # each tested against τ = 1 above SHORT_TOKENS tok
 FIRST_STEP = 96  # texts embedded at the first look; doubled at each later one, up to the cap
 COST_FRACTION = 0.08  # embeddings per chunk; a selector embedding costs about one ingested chunk (bench_selector)
 TARGET_CHUNKS = 2000  # the ≤ 10%-of-ingest target binds from this corpus size
-FLOOR_EMBEDDINGS = 1536  # a corpus of a few chunks may spend this (384 texts), tapering to the budget at TARGET_CHUNKS
+FLOOR_EMBEDDINGS = 1536  # a corpus of a few chunks may spend this (512 texts), tapering to the budget at TARGET_CHUNKS
 MAX_SAMPLE = 3072  # texts: the similarity matrices stay small (the cap reaches this at ~170,000 chunks)
 MIN_SAMPLE = 24  # fewer usable texts than this: too little evidence, pending
 MIN_GROUPS = 8  # fewer source documents than this: the interval over documents means little, pending
@@ -182,7 +188,7 @@ def _selected(schedule: Schedule, reason: str, evidence: dict[str, Any], pending
 
 
 class _Sample:
-    """The texts sampled so far, each embedded once at τ = 1 and once per candidate τ."""
+    """The texts sampled so far, each embedded once at τ = 1 and once per candidate τ, and its probe once."""
 
     def __init__(self, embedding: TempScaleEmbedding) -> None:
         self.embedding = embedding
@@ -190,6 +196,7 @@ class _Sample:
         self.groups: list[str] = []
         self.pairs: list[tuple[int, int]] = []  # (probe, neighbour), both directions
         self.vectors: dict[float, np.ndarray] = {}
+        self.probes = np.zeros((0, 0), dtype=np.float32)  # each text's probe_piece, embedded as a query
         self.exhausted = False
 
     @property
@@ -208,15 +215,21 @@ class _Sample:
         return self.size > start
 
     def embed(self) -> None:
-        """Embed the texts added since the last call, once at τ = 1 and once per candidate τ."""
+        """Embed the texts added since the last call, once at τ = 1 and once per candidate τ, and their probes."""
         for tau in (1.0, *CANDIDATE_TAUS):
             done = self.vectors.get(tau, np.zeros((0, 0), dtype=np.float32))
-            if len(done) == self.size:
-                continue
             schedule = PiecewiseSchedule([SHORT_TOKENS], [1.0, tau])  # the τ each text would actually get
-            encoded = self.embedding.encode(self.texts[len(done) :], "document", temperature_override=schedule)
-            vectors = encoded.embeddings / np.linalg.norm(encoded.embeddings, axis=1, keepdims=True).clip(min=1e-12)
-            self.vectors[tau] = np.vstack([done, vectors]) if len(done) else vectors
+            self.vectors[tau] = self._extended(done, self.texts[len(done) :], "document", schedule)
+        pieces = [probe_piece(self.embedding, text) for text in self.texts[len(self.probes) :]]
+        self.probes = self._extended(self.probes, pieces, "query", self.embedding.schedule_for("query"))
+
+    def _extended(self, done: np.ndarray, texts: list[str], kind: Kind, schedule: Schedule) -> np.ndarray:
+        """``done`` with the unit vectors of ``texts`` appended."""
+        if not texts:
+            return done
+        encoded = self.embedding.encode(texts, kind, temperature_override=schedule).embeddings
+        vectors = encoded / np.linalg.norm(encoded, axis=1, keepdims=True).clip(min=1e-12)
+        return np.vstack([done, vectors]) if len(done) else vectors
 
     def _add(self, texts: Sequence[str], group: str) -> None:
         first = self.size
@@ -246,9 +259,9 @@ class _Sample:
     def _discrimination(
         self, at_tau: np.ndarray, other: np.ndarray, probes: np.ndarray, targets: np.ndarray
     ) -> np.ndarray:
-        """Per pair: (cos(probe at τ = 1, neighbour at τ) − mean cos(probe, other documents' texts at τ)), in
-        units of the SD of all cross-document cosines at this τ (one pooled scale: a per-text SD adds noise)."""
-        similarities = self.vectors[1.0] @ at_tau.T
+        """Per pair: (cos(probe, neighbour at τ) − mean cos(probe, other documents' texts at τ)), in units of the
+        SD of all cross-document cosines at this τ (one pooled scale: a per-text SD adds noise)."""
+        similarities = self.probes @ at_tau.T
         counts = other.sum(axis=1).clip(min=1)
         background = (similarities * other).sum(axis=1) / counts
         scale = max(float(similarities[other].std()), 1e-6)

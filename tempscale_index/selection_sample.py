@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 SHORT_TOKENS = 128  # texts of at most this many tokens keep τ = 1 under every candidate schedule
 BLOCK_TEXTS = 2  # neighbouring chunks per block: one pair (two probes); small blocks reach more documents
 MAX_WINDOW_PAIRS = 16  # window pairs taken from one whole document (the tokenizer reads no further)
+PROBE_TOKENS = 48  # a probe is this many tokens from the middle of its text: query-sized, clear of chunk overlaps
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,16 @@ def _window_pairs(embedding: TempScaleEmbedding, text: str) -> list[tuple[str, s
         first = text[spans[start][0] : spans[middle - 1][1]]
         pairs.append((first, text[spans[middle][0] : spans[end - 1][1]]))
     return pairs
+
+
+def probe_piece(embedding: TempScaleEmbedding, text: str) -> str:
+    """The middle ``PROBE_TOKENS`` tokens of ``text``: a query-sized piece of what the text is about. The middle,
+    because a chunk's first and last tokens may be its neighbour's too (chunks overlap), which would find the
+    neighbour by copy rather than by topic."""
+    spans = embedding.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)[
+        "offset_mapping"
+    ]
+    if len(spans) <= PROBE_TOKENS:
+        return text
+    start = (len(spans) - PROBE_TOKENS) // 2
+    return text[spans[start][0] : spans[start + PROBE_TOKENS - 1][1]]
