@@ -97,15 +97,7 @@ def _window_pairs(embedding: TempScaleEmbedding, text: str) -> list[tuple[str, s
     change them."""
     assert embedding.max_length is not None
     window = embedding.max_length - 2  # the model adds two special tokens
-    encoded = embedding.tokenizer(
-        text,
-        add_special_tokens=False,
-        return_offsets_mapping=True,
-        truncation=True,
-        max_length=2 * MAX_WINDOW_PAIRS * window,
-        verbose=False,
-    )
-    spans = encoded["offset_mapping"]
+    spans = _token_spans(embedding, text, 2 * MAX_WINDOW_PAIRS * window)
     pairs = []
     for start in range(0, len(spans), 2 * window):
         middle, end = start + window, min(start + 2 * window, len(spans))
@@ -120,10 +112,21 @@ def probe_piece(embedding: TempScaleEmbedding, text: str) -> str:
     """The middle ``PROBE_TOKENS`` tokens of ``text``: a query-sized piece of what the text is about. The middle,
     because a chunk's first and last tokens may be its neighbour's too (chunks overlap), which would find the
     neighbour by copy rather than by topic."""
-    spans = embedding.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)[
-        "offset_mapping"
-    ]
+    spans = _token_spans(embedding, text)
     if len(spans) <= PROBE_TOKENS:
         return text
     start = (len(spans) - PROBE_TOKENS) // 2
     return text[spans[start][0] : spans[start + PROBE_TOKENS - 1][1]]
+
+
+def _token_spans(embedding: TempScaleEmbedding, text: str, max_tokens: int | None = None) -> list[tuple[int, int]]:
+    """Character span of each of ``text``'s tokens (no special tokens), the first ``max_tokens`` if given."""
+    encoded = embedding.tokenizer(
+        text,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        truncation=max_tokens is not None,
+        max_length=max_tokens,
+        verbose=False,
+    )
+    return encoded["offset_mapping"]
